@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.h
+ *		  libmongoc client cache and error reporting for qleaf_fdw
+ *
+ * One mongoc_client_t per user mapping per backend, cached for the life
+ * of the backend, dropped when its server or user mapping changes.  The
+ * client's network streams wait in short slices and give up as soon as a
+ * query cancel, statement_timeout or termination is pending, so libmongoc
+ * never keeps the backend deaf to interrupts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef QLEAF_CONNECTION_H
+#define QLEAF_CONNECTION_H
+
+#include "postgres.h"
+
+#include <mongoc/mongoc.h>
+
+#include "foreign/foreign.h"
+
+typedef struct QleafConn QleafConn;
+
+/*
+ * Get (or open) the cached connection for this user mapping.  The first
+ * use pings the server so unreachable servers and bad credentials fail
+ * here with a clear ERROR.  Every qleaf_get_connection must be paired
+ * with qleaf_release_connection, normally from a memory context reset
+ * callback so that an ERROR releases it too.
+ */
+extern QleafConn *qleaf_get_connection(UserMapping *user, ForeignServer *server);
+extern void qleaf_release_connection(QleafConn *conn);
+extern mongoc_client_t *qleaf_conn_client(QleafConn *conn);
+
+/*
+ * Report a libmongoc failure.  Checks for a pending interrupt first (so a
+ * cancel reports as a cancel, not as a network error), then raises
+ * ereport(elevel) with an SQLSTATE chosen from the error's domain/code,
+ * MongoDB's message in the detail, the server named, and context naming
+ * what was being done ("while running aggregate on collection \"x\"").
+ * reply may be NULL.  Never shows a password.
+ */
+extern void qleaf_report_error(int elevel, QleafConn *conn,
+							   const bson_error_t *error,
+							   const bson_t *reply, const char *what);
+
+/* Called from _PG_init. */
+extern void qleaf_connection_init(void);
+
+#endif							/* QLEAF_CONNECTION_H */
