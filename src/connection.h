@@ -45,6 +45,20 @@ extern void qleaf_report_error(int elevel, QleafConn *conn,
 							   const bson_error_t *error,
 							   const bson_t *reply, const char *what);
 
+/*
+ * Round trips and reply bytes seen on this connection since it was
+ * opened, counted from libmongoc's command monitoring (aggregate, find,
+ * getMore replies).  A scan reads them before and after to report
+ * batches and bytes in EXPLAIN ANALYZE.
+ */
+typedef struct QleafConnStats
+{
+	uint64		round_trips;
+	uint64		bytes_received;
+} QleafConnStats;
+
+extern const QleafConnStats *qleaf_conn_stats(QleafConn *conn);
+
 /* Called from _PG_init. */
 extern void qleaf_connection_init(void);
 
