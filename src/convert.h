@@ -38,6 +38,14 @@ typedef struct QleafColumnConv
 	int			elemkind;
 	FmgrInfo	infunc;			/* input function, for types read from text */
 	Oid			ioparam;
+	int32		basetypmod;		/* typmod of the base type (domains) */
+	Oid			domaintypid;	/* the column's domain, or InvalidOid */
+	void	   *domain_extra;	/* domain_check() cache */
+	Oid			elemdomain;		/* element domain of an array, or InvalidOid */
+	void	   *elem_domain_extra;
+	MemoryContext mcxt;			/* where the domain_check() caches live */
+	bool		db_utf8;		/* database encoding is UTF8: strings need
+								 * only be verified, not converted */
 } QleafColumnConv;
 
 /*
