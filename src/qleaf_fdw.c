@@ -1,0 +1,557 @@
+/*-------------------------------------------------------------------------
+ *
+ * qleaf_fdw.c
+ *		  foreign data wrapper for MongoDB: entry points, planning, EXPLAIN
+ *
+ * This file holds _PG_init, the handler and the FDW callbacks.  Planning
+ * splits the conditions (deparse.c decides what MongoDB may evaluate),
+ * estimates sizes from ANALYZE statistics or the server's own document
+ * count, and stores the pipeline in the plan's fdw_private list.  The
+ * executor side (scan.c) runs that pipeline.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "qleaf_fdw.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "commands/vacuum.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+PG_MODULE_MAGIC;
+
+/* Cost of starting a scan: a round trip and the server's first batch. */
+#define QLEAF_STARTUP_COST		100.0
+/* Cost of receiving and decoding one document, on top of cpu_tuple_cost. */
+#define QLEAF_DOCUMENT_COST		0.01
+
+/* GUCs */
+int			qleaf_batch_size = 1000;
+bool		qleaf_enable_pushdown = true;
+
+/* State of a foreign scan at execution */
+typedef struct QleafScanState
+{
+	QleafScan  *scan;			/* NULL under EXPLAIN without ANALYZE */
+	QleafScanCounters counters; /* kept after the scan ends */
+} QleafScanState;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(qleaf_fdw_handler);
+
+static void qleafGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+								   Oid foreigntableid);
+static void qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								 Oid foreigntableid);
+static ForeignScan *qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+										Oid foreigntableid,
+										ForeignPath *best_path, List *tlist,
+										List *scan_clauses, Plan *outer_plan);
+static void qleafBeginForeignScan(ForeignScanState *node, int eflags);
+static TupleTableSlot *qleafIterateForeignScan(ForeignScanState *node);
+static void qleafReScanForeignScan(ForeignScanState *node);
+static void qleafEndForeignScan(ForeignScanState *node);
+static void qleafExplainForeignScan(ForeignScanState *node, ExplainState *es);
+static bool qleafAnalyzeForeignTable(Relation relation,
+									 AcquireSampleRowsFunc *func,
+									 BlockNumber *totalpages);
+static int	qleaf_acquire_sample_rows(Relation relation, int elevel,
+									  HeapTuple *rows, int targrows,
+									  double *totalrows,
+									  double *totaldeadrows);
+
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	mongoc_init();
+	qleaf_connection_init();
+
+	DefineCustomIntVariable("qleaf_fdw.batch_size",
+							"Documents MongoDB returns per round trip of a scan.",
+							"A foreign table's or server's \"batch_size\" option overrides it.",
+							&qleaf_batch_size,
+							1000, 1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("qleaf_fdw.enable_pushdown",
+							 "Lets MongoDB evaluate the conditions it can evaluate exactly.",
+							 "When off, every condition is checked by PostgreSQL.",
+							 &qleaf_enable_pushdown,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("qleaf_fdw");
+}
+
+Datum
+qleaf_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = qleafGetForeignRelSize;
+	routine->GetForeignPaths = qleafGetForeignPaths;
+	routine->GetForeignPlan = qleafGetForeignPlan;
+	routine->BeginForeignScan = qleafBeginForeignScan;
+	routine->IterateForeignScan = qleafIterateForeignScan;
+	routine->ReScanForeignScan = qleafReScanForeignScan;
+	routine->EndForeignScan = qleafEndForeignScan;
+	routine->ExplainForeignScan = qleafExplainForeignScan;
+	routine->AnalyzeForeignTable = qleafAnalyzeForeignTable;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/*
+ * A bson_t freed when cxt is reset or deleted, so that building BSON may
+ * be interrupted by an ERROR without leaking it.
+ */
+typedef struct OwnedBson
+{
+	MemoryContextCallback cb;
+	bson_t	   *bson;
+} OwnedBson;
+
+static void
+owned_bson_free(void *arg)
+{
+	OwnedBson  *owned = (OwnedBson *) arg;
+
+	if (owned->bson != NULL)
+		bson_destroy(owned->bson);
+	owned->bson = NULL;
+}
+
+bson_t *
+qleaf_bson_new_owned(MemoryContext cxt)
+{
+	OwnedBson  *owned = MemoryContextAllocZero(cxt, sizeof(OwnedBson));
+
+	owned->cb.func = owned_bson_free;
+	owned->cb.arg = owned;
+	MemoryContextRegisterResetCallback(cxt, &owned->cb);
+	owned->bson = bson_new();
+	return owned->bson;
+}
+
+/*
+ * Append a pipeline (a BSON array of stages) as JSON, in the rendering
+ * qleaf_fdw uses everywhere (relaxed Extended JSON).
+ */
+void
+qleaf_append_pipeline_json(StringInfo buf, const bson_t *pipeline)
+{
+	bson_iter_t iter;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '[');
+	if (bson_iter_init(&iter, pipeline))
+	{
+		while (bson_iter_next(&iter))
+		{
+			if (!first)
+				appendStringInfoString(buf, ", ");
+			first = false;
+			qleaf_append_json_value(buf, &iter);
+		}
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/*
+ * Estimate the size of a foreign table scan and split its conditions.
+ */
+static void
+qleafGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+					   Oid foreigntableid)
+{
+	QleafRelInfo *fpinfo;
+	Oid			userid;
+	ListCell   *lc;
+	double		ntuples;
+	Selectivity sel;
+	QualCost	local_cost;
+
+	fpinfo = palloc0(sizeof(QleafRelInfo));
+	baserel->fdw_private = fpinfo;
+
+	fpinfo->table = GetForeignTable(foreigntableid);
+	fpinfo->server = GetForeignServer(fpinfo->table->serverid);
+	userid = OidIsValid(baserel->userid) ? baserel->userid : GetUserId();
+	fpinfo->user = GetUserMapping(userid, fpinfo->server->serverid);
+	qleaf_get_table_options(fpinfo->table, fpinfo->server, &fpinfo->opts);
+
+	qleaf_classify_conditions(root, baserel, baserel->baserestrictinfo,
+							  &fpinfo->remote_conds, &fpinfo->local_conds);
+
+	/* the columns to fetch: the output's and those local_conds read */
+	fpinfo->attrs_used = NULL;
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
+				   &fpinfo->attrs_used);
+	foreach(lc, fpinfo->local_conds)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		pull_varattnos((Node *) ri->clause, baserel->relid,
+					   &fpinfo->attrs_used);
+	}
+
+	/*
+	 * Documents in the collection: from ANALYZE if it ran (reltuples is -1
+	 * until then), else the server's estimatedDocumentCount, which reads
+	 * metadata only, else a default.
+	 */
+	if (baserel->tuples >= 0)
+		ntuples = baserel->tuples;
+	else
+	{
+		ntuples = qleaf_estimate_count(fpinfo->server, fpinfo->user,
+									   fpinfo->opts.database,
+									   fpinfo->opts.collection);
+		if (ntuples < 0)
+			ntuples = QLEAF_DEFAULT_ROWS;
+		baserel->tuples = ntuples;
+	}
+
+	sel = clauselist_selectivity(root, baserel->baserestrictinfo, 0,
+								 JOIN_INNER, NULL);
+	fpinfo->rows = clamp_row_est(ntuples * sel);
+	fpinfo->width = baserel->reltarget->width;
+	baserel->rows = fpinfo->rows;
+
+	cost_qual_eval(&local_cost, fpinfo->local_conds, root);
+	fpinfo->startup_cost = QLEAF_STARTUP_COST + local_cost.startup +
+		baserel->reltarget->cost.startup;
+	fpinfo->total_cost = fpinfo->startup_cost +
+		ntuples * (cpu_tuple_cost + QLEAF_DOCUMENT_COST + local_cost.per_tuple) +
+		fpinfo->rows * baserel->reltarget->cost.per_tuple;
+}
+
+static void
+qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+					 Oid foreigntableid)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	ForeignPath *path;
+
+	path = create_foreignscan_path(root, baserel,
+								   NULL,	/* default pathtarget */
+								   fpinfo->rows,
+								   fpinfo->startup_cost,
+								   fpinfo->total_cost,
+								   NIL,		/* no pathkeys */
+								   baserel->lateral_relids,
+								   NULL,	/* no extra plan */
+								   NIL);	/* no fdw_private */
+	add_path(baserel, (Path *) path);
+}
+
+static ForeignScan *
+qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+					Oid foreigntableid, ForeignPath *best_path,
+					List *tlist, List *scan_clauses, Plan *outer_plan)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	List	   *remote_conds = NIL;
+	List	   *remote_exprs = NIL;
+	List	   *local_exprs = NIL;
+	List	   *retrieved_attrs;
+	List	   *fields;
+	List	   *fdw_private;
+	ListCell   *lc;
+	Relation	rel;
+	bytea	   *pipeline;
+	Bitmapset  *attrs_used;
+
+	/*
+	 * Split scan_clauses as GetForeignRelSize split the restriction
+	 * clauses; join clauses of a parameterized path are classified here.
+	 */
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (ri->pseudoconstant)
+			continue;
+		if (list_member_ptr(fpinfo->remote_conds, ri))
+		{
+			remote_conds = lappend(remote_conds, ri);
+			remote_exprs = lappend(remote_exprs, ri->clause);
+		}
+		else if (list_member_ptr(fpinfo->local_conds, ri))
+			local_exprs = lappend(local_exprs, ri->clause);
+		else if (qleaf_is_foreign_expr(root, baserel, ri->clause))
+		{
+			remote_conds = lappend(remote_conds, ri);
+			remote_exprs = lappend(remote_exprs, ri->clause);
+		}
+		else
+			local_exprs = lappend(local_exprs, ri->clause);
+	}
+
+	/* fetch what the output and the local conditions read */
+	attrs_used = bms_copy(fpinfo->attrs_used);
+	foreach(lc, local_exprs)
+		pull_varattnos((Node *) lfirst(lc), baserel->relid, &attrs_used);
+
+	rel = table_open(foreigntableid, NoLock);
+	pipeline = qleaf_build_pipeline(root, baserel, rel, attrs_used,
+									remote_conds, &retrieved_attrs, &fields);
+	table_close(rel, NoLock);
+
+	fdw_private = NIL;
+	fdw_private = lappend(fdw_private,
+						  makeConst(BYTEAOID, -1, InvalidOid, -1,
+									PointerGetDatum(pipeline), false, false));
+	fdw_private = lappend(fdw_private, retrieved_attrs);
+	fdw_private = lappend(fdw_private, fields);
+	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.database));
+	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.collection));
+	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
+
+	return make_foreignscan(tlist,
+							local_exprs,
+							baserel->relid,
+							NIL,	/* no expressions to evaluate */
+							fdw_private,
+							NIL,	/* no custom tlist */
+							remote_exprs,
+							outer_plan);
+}
+
+static bytea *
+plan_pipeline(List *fdw_private)
+{
+	Const	   *c = list_nth_node(Const, fdw_private, FdwScanPrivatePipeline);
+
+	return DatumGetByteaPP(c->constvalue);
+}
+
+static void
+qleafBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	List	   *fdw_private = fsplan->fdw_private;
+	EState	   *estate = node->ss.ps.state;
+	Relation	rel = node->ss.ss_currentRelation;
+	QleafScanState *state;
+	RangeTblEntry *rte;
+	Oid			userid;
+	ForeignTable *table;
+	ForeignServer *server;
+	UserMapping *user;
+	QleafTableOptions opts;
+	int			batch_size;
+
+	state = palloc0(sizeof(QleafScanState));
+	node->fdw_state = state;
+
+	/* EXPLAIN without ANALYZE needs only the plan */
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
+	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+	table = GetForeignTable(RelationGetRelid(rel));
+	server = GetForeignServer(table->serverid);
+	user = GetUserMapping(userid, server->serverid);
+	qleaf_get_table_options(table, server, &opts);
+
+	batch_size = intVal(list_nth(fdw_private, FdwScanPrivateBatchSize));
+	if (batch_size <= 0)
+		batch_size = qleaf_batch_size;
+
+	state->scan = qleaf_scan_begin(rel, server, user,
+								   strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
+								   strVal(list_nth(fdw_private, FdwScanPrivateCollection)),
+								   plan_pipeline(fdw_private),
+								   (List *) list_nth(fdw_private, FdwScanPrivateRetrievedAttrs),
+								   (List *) list_nth(fdw_private, FdwScanPrivateFields),
+								   batch_size, opts.null_on_error,
+								   estate->es_query_cxt);
+}
+
+/*
+ * Return the next row.  Values are built in the per-tuple memory, which
+ * the executor resets before it asks for the next row.
+ */
+static TupleTableSlot *
+qleafIterateForeignScan(ForeignScanState *node)
+{
+	QleafScanState *state = (QleafScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext oldcxt;
+
+	ExecClearTuple(slot);
+	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
+	if (qleaf_scan_next(state->scan, slot->tts_values, slot->tts_isnull))
+		ExecStoreVirtualTuple(slot);
+	MemoryContextSwitchTo(oldcxt);
+	return slot;
+}
+
+static void
+qleafReScanForeignScan(ForeignScanState *node)
+{
+	QleafScanState *state = (QleafScanState *) node->fdw_state;
+
+	if (state->scan != NULL)
+		qleaf_scan_rescan(state->scan);
+}
+
+static void
+qleafEndForeignScan(ForeignScanState *node)
+{
+	QleafScanState *state = (QleafScanState *) node->fdw_state;
+
+	if (state == NULL || state->scan == NULL)
+		return;
+	state->counters = *qleaf_scan_counters(state->scan);
+	qleaf_scan_end(state->scan);
+	state->scan = NULL;
+}
+
+static void
+qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
+	QleafScanState *state = (QleafScanState *) node->fdw_state;
+
+	ExplainPropertyText("Collection",
+						psprintf("%s.%s",
+								 strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
+								 strVal(list_nth(fdw_private, FdwScanPrivateCollection))),
+						es);
+
+	if (es->verbose)
+	{
+		bytea	   *pipeline = plan_pipeline(fdw_private);
+		bson_t		stages;
+		StringInfoData json;
+
+		if (!bson_init_static(&stages, (const uint8_t *) VARDATA_ANY(pipeline),
+							  VARSIZE_ANY_EXHDR(pipeline)))
+			elog(ERROR, "qleaf_fdw: invalid pipeline in plan");
+		initStringInfo(&json);
+		qleaf_append_pipeline_json(&json, &stages);
+		ExplainPropertyText("Pipeline", json.data, es);
+	}
+
+	if (es->analyze && state != NULL)
+	{
+		const QleafScanCounters *c = state->scan != NULL ?
+		qleaf_scan_counters(state->scan) : &state->counters;
+
+		ExplainPropertyUInteger("Documents Received", NULL, c->documents, es);
+		ExplainPropertyUInteger("Batches", NULL, c->batches, es);
+		ExplainPropertyUInteger("Bytes Received", NULL, c->bytes, es);
+	}
+}
+
+static bool
+qleafAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
+						 BlockNumber *totalpages)
+{
+	*func = qleaf_acquire_sample_rows;
+	*totalpages = 1;
+	return true;
+}
+
+/*
+ * Sample rows for ANALYZE with $sample: MongoDB picks targrows documents
+ * and sends only those, never the whole collection.  The total comes
+ * from the server's document count.
+ */
+static int
+qleaf_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
+						  int targrows, double *totalrows,
+						  double *totaldeadrows)
+{
+	ForeignTable *table = GetForeignTable(RelationGetRelid(relation));
+	ForeignServer *server = GetForeignServer(table->serverid);
+	UserMapping *user = GetUserMapping(relation->rd_rel->relowner,
+									   server->serverid);
+	TupleDesc	tupdesc = RelationGetDescr(relation);
+	QleafTableOptions opts;
+	List	   *retrieved_attrs;
+	List	   *fields;
+	bytea	   *pipeline;
+	QleafScan  *scan;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	Datum	   *values;
+	bool	   *isnull;
+	int			nrows = 0;
+	double		count;
+
+	qleaf_get_table_options(table, server, &opts);
+	pipeline = qleaf_build_sample_pipeline(relation, targrows,
+										   &retrieved_attrs, &fields);
+	scan = qleaf_scan_begin(relation, server, user, opts.database,
+							opts.collection, pipeline, retrieved_attrs,
+							fields,
+							opts.batch_size > 0 ? opts.batch_size : qleaf_batch_size,
+							opts.null_on_error, CurrentMemoryContext);
+
+	values = palloc(sizeof(Datum) * tupdesc->natts);
+	isnull = palloc(sizeof(bool) * tupdesc->natts);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "qleaf_fdw analyze row",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	while (nrows < targrows)
+	{
+		bool		found;
+
+		vacuum_delay_point();
+		MemoryContextReset(rowcxt);
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		found = qleaf_scan_next(scan, values, isnull);
+		MemoryContextSwitchTo(oldcxt);
+		if (!found)
+			break;
+		rows[nrows++] = heap_form_tuple(tupdesc, values, isnull);
+	}
+	qleaf_scan_end(scan);
+	MemoryContextDelete(rowcxt);
+
+	/* fewer documents than asked for: that is the whole collection */
+	count = nrows;
+	if (nrows >= targrows)
+	{
+		count = qleaf_estimate_count(server, user, opts.database,
+									 opts.collection);
+		if (count < nrows)
+			count = nrows;
+	}
+	*totalrows = count;
+	*totaldeadrows = 0;
+
+	ereport(elevel,
+			(errmsg("\"%s\": sampled %d documents of collection \"%s.%s\", about %.0f in all",
+					RelationGetRelationName(relation), nrows,
+					opts.database, opts.collection, count)));
+	return nrows;
+}

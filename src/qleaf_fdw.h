@@ -1,0 +1,147 @@
+/*-------------------------------------------------------------------------
+ *
+ * qleaf_fdw.h
+ *		  private declarations shared by qleaf_fdw's source files
+ *
+ * Prototypes are grouped by the file that defines them.  The conversion
+ * (convert.h) and connection (connection.h) interfaces have their own
+ * headers; everything else the files share is declared here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef QLEAF_FDW_H
+#define QLEAF_FDW_H
+
+#include "postgres.h"
+
+#include <mongoc/mongoc.h>
+
+#include "connection.h"
+#include "convert.h"
+#include "foreign/foreign.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "utils/relcache.h"
+
+/* The field path that maps a column to the whole document. */
+#define QLEAF_ROOT_FIELD		"$$ROOT"
+
+/* Row count assumed for a collection we know nothing about. */
+#define QLEAF_DEFAULT_ROWS		1000
+
+/*
+ * Options of a foreign table, merged with its server's: what to read and
+ * how.  Filled by qleaf_get_table_options.
+ */
+typedef struct QleafTableOptions
+{
+	char	   *database;		/* table's database, else the server's */
+	char	   *collection;		/* default: the table's name */
+	int			batch_size;		/* documents per round trip, 0 = GUC */
+	bool		null_on_error;	/* on_conversion_error 'null' */
+} QleafTableOptions;
+
+/*
+ * Planner state of one foreign base relation, kept in
+ * baserel->fdw_private.  Conditions are split once into those MongoDB
+ * can evaluate (remote_conds) and those PostgreSQL checks (local_conds).
+ */
+typedef struct QleafRelInfo
+{
+	QleafTableOptions opts;
+	ForeignTable *table;
+	ForeignServer *server;
+	UserMapping *user;
+
+	List	   *remote_conds;	/* RestrictInfos shipped in $match */
+	List	   *local_conds;	/* RestrictInfos checked locally */
+
+	/* attributes needed by the output or by local_conds */
+	Bitmapset  *attrs_used;
+
+	double		rows;			/* estimated rows after all quals */
+	int			width;			/* estimated row width */
+	Cost		startup_cost;
+	Cost		total_cost;
+} QleafRelInfo;
+
+/*
+ * Indexes of the items of a ForeignScan's fdw_private list.
+ */
+enum FdwScanPrivateIndex
+{
+	/* the pipeline: a bytea Const holding a BSON array of stages */
+	FdwScanPrivatePipeline,
+	/* integer list of the attribute numbers fetched, in key order */
+	FdwScanPrivateRetrievedAttrs,
+	/* list of String: the field path of each fetched attribute */
+	FdwScanPrivateFields,
+	/* String: database name */
+	FdwScanPrivateDatabase,
+	/* String: collection name */
+	FdwScanPrivateCollection,
+	/* Integer: documents per batch */
+	FdwScanPrivateBatchSize
+};
+
+/*
+ * What a scan counts for EXPLAIN ANALYZE.
+ */
+typedef struct QleafScanCounters
+{
+	uint64		documents;		/* documents received */
+	uint64		batches;		/* round trips (aggregate + getMore) */
+	uint64		bytes;			/* reply bytes */
+} QleafScanCounters;
+
+typedef struct QleafScan QleafScan;
+
+/* in qleaf_fdw.c */
+extern int	qleaf_batch_size;
+extern bool qleaf_enable_pushdown;
+extern bson_t *qleaf_bson_new_owned(MemoryContext cxt);
+extern void qleaf_append_pipeline_json(StringInfo buf, const bson_t *pipeline);
+
+/* in option.c */
+extern void qleaf_get_table_options(ForeignTable *table,
+									ForeignServer *server,
+									QleafTableOptions *opts);
+extern char *qleaf_get_column_field(Oid relid, AttrNumber attnum,
+									const char *colname,
+									bool *null_on_error);
+extern bool qleaf_is_root_field(const char *field);
+
+/* in deparse.c */
+extern void qleaf_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
+									  List *input_conds,
+									  List **remote_conds,
+									  List **local_conds);
+extern bool qleaf_is_foreign_expr(PlannerInfo *root, RelOptInfo *baserel,
+								  Expr *expr);
+extern void qleaf_check_column_mapping(Relation rel, AttrNumber attnum,
+									   const char *field);
+extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
+								   Relation rel, Bitmapset *attrs_used,
+								   List *remote_conds,
+								   List **retrieved_attrs, List **fields);
+extern bytea *qleaf_build_sample_pipeline(Relation rel, int targrows,
+										  List **retrieved_attrs,
+										  List **fields);
+
+/* in scan.c */
+extern QleafScan *qleaf_scan_begin(Relation rel, ForeignServer *server,
+								   UserMapping *user, const char *database,
+								   const char *collection,
+								   const bytea *pipeline,
+								   List *retrieved_attrs, List *fields,
+								   int batch_size, bool null_on_error,
+								   MemoryContext parent);
+extern bool qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull);
+extern void qleaf_scan_rescan(QleafScan *scan);
+extern void qleaf_scan_end(QleafScan *scan);
+extern const QleafScanCounters *qleaf_scan_counters(QleafScan *scan);
+extern double qleaf_estimate_count(ForeignServer *server, UserMapping *user,
+								   const char *database,
+								   const char *collection);
+
+#endif							/* QLEAF_FDW_H */

@@ -1,0 +1,345 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan.c
+ *		  run a pipeline and turn the documents it returns into rows
+ *
+ * Rules of this file:
+ * - Every libmongoc object (connection reference, collection, cursor) is
+ *   owned by the scan's memory context, whose reset callback frees it.
+ *   An ERROR anywhere, in our code or in conversion, frees them when the
+ *   executor's memory goes away; End and ReScan free them on the happy
+ *   path.  Nothing is freed only on the happy path.
+ * - Documents are read where libmongoc received them: a bson_iter_t walks
+ *   each reply in place and every value is converted straight into the
+ *   row's Datum.  No per-document copy, no text round trip, and a key is
+ *   matched to its column by parsing the short key the projection gave it.
+ * - Batches are streamed: one reply at a time, never the whole result.
+ * - Running out of documents is checked against the cursor's error: an
+ *   error from the server at any batch is an ERROR, never fewer rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "qleaf_fdw.h"
+
+#include "access/tupdesc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+struct QleafScan
+{
+	MemoryContext cxt;			/* owns this struct and its libmongoc objects */
+	MemoryContextCallback cleanup;
+
+	ForeignServer *server;
+	UserMapping *user;
+	QleafConn  *conn;			/* reference, released by cleanup */
+	mongoc_collection_t *collection;
+	mongoc_cursor_t *cursor;
+
+	char	   *database;
+	char	   *collection_name;
+	char	   *what;			/* error context: what we were doing */
+	bson_t		pipeline;		/* static, over pipeline_data */
+	uint8_t    *pipeline_data;
+	int			batch_size;
+
+	int			natts;			/* attributes in a row */
+	int			nkeys;			/* fetched columns, in key order */
+	QleafColumnConv *convs;		/* per key */
+	int		   *key_att;		/* per key: attribute index, or -1 */
+	int		   *id_keys;		/* keys whose field is "_id" */
+	int			n_id_keys;
+
+	bool		exhausted;
+	QleafScanCounters counters;
+};
+
+static void scan_cleanup(void *arg);
+static void scan_close_cursor(QleafScan *scan);
+static void scan_open_cursor(QleafScan *scan);
+
+/*
+ * Prepare a scan of rel running pipeline (a BSON array in a bytea),
+ * fetching retrieved_attrs under keys "c<N>" (N = position in the list)
+ * or "_id".  The connection is taken at once so that a server that cannot
+ * be reached fails here; the pipeline runs at the first qleaf_scan_next.
+ */
+QleafScan *
+qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
+				 const char *database, const char *collection,
+				 const bytea *pipeline, List *retrieved_attrs, List *fields,
+				 int batch_size, bool null_on_error, MemoryContext parent)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	QleafScan  *scan;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	ListCell   *lc;
+	ListCell   *lf;
+	int			i;
+
+	cxt = AllocSetContextCreate(parent, "qleaf_fdw scan",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	scan = palloc0(sizeof(QleafScan));
+	scan->cxt = cxt;
+	scan->cleanup.func = scan_cleanup;
+	scan->cleanup.arg = scan;
+	MemoryContextRegisterResetCallback(cxt, &scan->cleanup);
+
+	scan->server = server;
+	scan->user = user;
+	scan->database = pstrdup(database);
+	scan->collection_name = pstrdup(collection);
+	scan->what = psprintf("running aggregate on collection \"%s.%s\"",
+						  database, collection);
+	scan->batch_size = batch_size;
+
+	scan->pipeline_data = palloc(VARSIZE_ANY_EXHDR(pipeline));
+	memcpy(scan->pipeline_data, VARDATA_ANY(pipeline),
+		   VARSIZE_ANY_EXHDR(pipeline));
+	if (!bson_init_static(&scan->pipeline, scan->pipeline_data,
+						  VARSIZE_ANY_EXHDR(pipeline)))
+		elog(ERROR, "qleaf_fdw: invalid pipeline in plan");
+
+	scan->natts = tupdesc->natts;
+	scan->nkeys = list_length(retrieved_attrs);
+	scan->convs = palloc0(sizeof(QleafColumnConv) * Max(scan->nkeys, 1));
+	scan->key_att = palloc(sizeof(int) * Max(scan->nkeys, 1));
+	scan->id_keys = palloc(sizeof(int) * Max(scan->nkeys, 1));
+
+	i = 0;
+	forboth(lc, retrieved_attrs, lf, fields)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+		const char *field = strVal(lfirst(lf));
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, attnum - 1);
+		bool		col_null_on_error = null_on_error;
+		char	   *colname = pstrdup(NameStr(attr->attname));
+
+		/* the column's own on_conversion_error wins over the table's */
+		(void) qleaf_get_column_field(RelationGetRelid(rel), attnum,
+									  colname, &col_null_on_error);
+		qleaf_init_column_conv(&scan->convs[i], attr->atttypid,
+							   attr->atttypmod, colname, pstrdup(field),
+							   col_null_on_error);
+		scan->key_att[i] = attnum - 1;
+		if (strcmp(field, "_id") == 0)
+			scan->id_keys[scan->n_id_keys++] = i;
+		i++;
+	}
+
+	scan->conn = qleaf_get_connection(user, server);
+	scan->collection = mongoc_client_get_collection(qleaf_conn_client(scan->conn),
+													scan->database,
+													scan->collection_name);
+
+	MemoryContextSwitchTo(oldcxt);
+	return scan;
+}
+
+/*
+ * Free the libmongoc objects of a scan.  Runs when the scan's memory
+ * context is reset or deleted: at the end of the scan, or during the
+ * cleanup after an ERROR.
+ */
+static void
+scan_cleanup(void *arg)
+{
+	QleafScan  *scan = (QleafScan *) arg;
+
+	scan_close_cursor(scan);
+	if (scan->collection != NULL)
+	{
+		mongoc_collection_destroy(scan->collection);
+		scan->collection = NULL;
+	}
+	if (scan->conn != NULL)
+	{
+		QleafConn  *conn = scan->conn;
+
+		scan->conn = NULL;
+		qleaf_release_connection(conn);
+	}
+}
+
+static void
+scan_close_cursor(QleafScan *scan)
+{
+	if (scan->cursor != NULL)
+	{
+		mongoc_cursor_t *cursor = scan->cursor;
+
+		scan->cursor = NULL;
+		mongoc_cursor_destroy(cursor);
+	}
+	scan->exhausted = false;
+}
+
+static void
+scan_open_cursor(QleafScan *scan)
+{
+	bson_t		opts;
+
+	/* small enough to stay in the bson_t's inline buffer: no allocation */
+	bson_init(&opts);
+	if (scan->batch_size > 0)
+		bson_append_int32(&opts, "batchSize", -1, scan->batch_size);
+	scan->cursor = mongoc_collection_aggregate(scan->collection,
+											   MONGOC_QUERY_NONE,
+											   &scan->pipeline, &opts, NULL);
+	bson_destroy(&opts);
+}
+
+/*
+ * Fill values/isnull (natts entries) with the next document.  Returns
+ * false when the pipeline has no more documents.
+ */
+bool
+qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
+{
+	const bson_t *doc;
+	bson_iter_t iter;
+	const QleafConnStats *stats;
+	uint64		round_trips;
+	uint64		bytes;
+	bool		found;
+
+	if (scan->exhausted)
+		return false;
+	if (scan->cursor == NULL)
+		scan_open_cursor(scan);
+
+	stats = qleaf_conn_stats(scan->conn);
+	round_trips = stats->round_trips;
+	bytes = stats->bytes_received;
+
+	found = mongoc_cursor_next(scan->cursor, &doc);
+
+	stats = qleaf_conn_stats(scan->conn);
+	scan->counters.batches += stats->round_trips - round_trips;
+	scan->counters.bytes += stats->bytes_received - bytes;
+
+	if (!found)
+	{
+		bson_error_t error;
+		const bson_t *reply;
+
+		if (mongoc_cursor_error_document(scan->cursor, &error, &reply))
+			qleaf_report_error(ERROR, scan->conn, &error, reply, scan->what);
+		scan->exhausted = true;
+		return false;
+	}
+	scan->counters.documents++;
+
+	memset(isnull, true, sizeof(bool) * scan->natts);
+
+	if (!bson_iter_init(&iter, doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("MongoDB returned a malformed document"),
+				 errcontext("%s", scan->what)));
+
+	while (bson_iter_next(&iter))
+	{
+		const char *key = bson_iter_key(&iter);
+
+		if (key[0] == 'c')
+		{
+			const char *p = key + 1;
+			int			k = 0;
+
+			while (*p >= '0' && *p <= '9')
+				k = k * 10 + (*p++ - '0');
+			if (*p == '\0' && p > key + 1 && k < scan->nkeys)
+			{
+				int			att = scan->key_att[k];
+
+				values[att] = qleaf_bson_to_datum(&scan->convs[k], &iter,
+												  doc, &isnull[att]);
+			}
+		}
+		else if (scan->n_id_keys > 0 && strcmp(key, "_id") == 0)
+		{
+			int			j;
+
+			for (j = 0; j < scan->n_id_keys; j++)
+			{
+				int			k = scan->id_keys[j];
+				int			att = scan->key_att[k];
+
+				values[att] = qleaf_bson_to_datum(&scan->convs[k], &iter,
+												  doc, &isnull[att]);
+			}
+		}
+	}
+	return true;
+}
+
+/* Start over: the next qleaf_scan_next runs the pipeline again. */
+void
+qleaf_scan_rescan(QleafScan *scan)
+{
+	scan_close_cursor(scan);
+}
+
+/* Free everything the scan holds. */
+void
+qleaf_scan_end(QleafScan *scan)
+{
+	/* the reset callback frees the libmongoc objects */
+	MemoryContextDelete(scan->cxt);
+}
+
+const QleafScanCounters *
+qleaf_scan_counters(QleafScan *scan)
+{
+	return &scan->counters;
+}
+
+/*
+ * A cheap estimate of a collection's size, from the server's metadata
+ * (estimatedDocumentCount), never by reading it.  Returns -1 if the
+ * server cannot say.
+ */
+double
+qleaf_estimate_count(ForeignServer *server, UserMapping *user,
+					 const char *database, const char *collection)
+{
+	MemoryContext cxt;
+	QleafScan  *holder;
+	MemoryContext oldcxt;
+	bson_error_t error;
+	int64		count;
+
+	/* a scan with no pipeline owns the connection and collection */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "qleaf_fdw count",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	holder = palloc0(sizeof(QleafScan));
+	holder->cxt = cxt;
+	holder->cleanup.func = scan_cleanup;
+	holder->cleanup.arg = holder;
+	MemoryContextRegisterResetCallback(cxt, &holder->cleanup);
+	MemoryContextSwitchTo(oldcxt);
+
+	holder->conn = qleaf_get_connection(user, server);
+	holder->collection = mongoc_client_get_collection(qleaf_conn_client(holder->conn),
+													  database, collection);
+	count = mongoc_collection_estimated_document_count(holder->collection,
+													   NULL, NULL, NULL,
+													   &error);
+	MemoryContextDelete(cxt);
+
+	if (count < 0)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("qleaf_fdw: no document count for \"%s.%s\": %s",
+								 database, collection, error.message)));
+		return -1;
+	}
+	return (double) count;
+}
