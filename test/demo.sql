@@ -1,0 +1,210 @@
+-- test/demo.sql - what qleaf_fdw does, on the shop data set
+--
+-- Run by test/demo (psql --echo-all, the URI in :uri, cwd = the source
+-- tree).  Sections that need a feature not built yet say so and are skipped;
+-- the feature checks themselves run with ECHO off.
+\set ECHO none
+\pset null '(null)'
+\set QUIET on
+SELECT to_regnamespace('qleaf') IS NOT NULL
+   AND to_regproc('qleaf.create_stream') IS NOT NULL AS have_streams,
+       current_setting('qleaf_fdw.enable_pushdown', true) IS NOT NULL AS have_pushdown_guc
+\gset
+\set QUIET off
+\set ECHO all
+
+-- ======================================================================
+-- 1. Connect PostgreSQL to MongoDB
+-- ======================================================================
+-- One server per MongoDB deployment.  Credentials, when MongoDB wants them,
+-- go in the user mapping (username, password), never in the URI.
+CREATE EXTENSION qleaf_fdw;
+CREATE SERVER shop FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (uri :'uri', database 'shop');
+CREATE USER MAPPING FOR CURRENT_USER SERVER shop;
+
+-- Collections become tables.  A column reads the field of its name, or the
+-- dotted path in its "field" option; a missing field reads as NULL.
+CREATE FOREIGN TABLE orders (
+  _id         text,                 -- ObjectId as 24 hex digits
+  customer_id bigint,
+  status      text,
+  total       numeric,              -- Decimal128, exact
+  currency    text,
+  created_at  timestamptz,
+  city        text OPTIONS (field 'shipping.address.city'),
+  country     text OPTIONS (field 'shipping.address.country'),
+  coupon      text,                 -- only some orders have one
+  items       jsonb                 -- an array of subdocuments
+) SERVER shop OPTIONS (collection 'orders');
+
+CREATE FOREIGN TABLE order_events (
+  _id         text,
+  order_id    text,
+  event_type  text,
+  customer_id bigint,
+  at          timestamptz,
+  payload     jsonb
+) SERVER shop OPTIONS (collection 'order_events');
+
+CREATE FOREIGN TABLE user_activities (
+  _id           text,
+  user_id       bigint,
+  activity_type text,
+  status        text,
+  device        text OPTIONS (field 'activity_data.device'),
+  activity_data jsonb,
+  created_at    timestamptz
+) SERVER shop OPTIONS (collection 'user_activities');
+
+-- The inventory service writes camelCase fields; the table speaks SQL.
+CREATE FOREIGN TABLE inventory (
+  sku           text OPTIONS (field '_id'),
+  name          text,
+  category      text,
+  warehouse     text,
+  stock_level   integer OPTIONS (field 'stockLevel'),
+  reorder_level integer OPTIONS (field 'reorderLevel'),
+  price         numeric,
+  tags          text[],
+  updated_at    timestamptz
+) SERVER shop OPTIONS (collection 'inventory');
+
+CREATE FOREIGN TABLE sagas (
+  _id          text,
+  order_id     text,
+  status       text,
+  current_step text,
+  steps        jsonb,
+  started_at   timestamptz,
+  updated_at   timestamptz
+) SERVER shop OPTIONS (collection 'sagas');
+
+-- A whole document as one jsonb value: the field '$$ROOT'.
+CREATE FOREIGN TABLE order_documents (
+  doc jsonb OPTIONS (field '$$ROOT')
+) SERVER shop OPTIONS (collection 'orders');
+
+-- ======================================================================
+-- 2. Query collections with plain SQL
+-- ======================================================================
+-- The newest orders, with a nested field (city) as a column.
+SELECT _id, customer_id, status, total, created_at, city
+FROM orders ORDER BY created_at DESC LIMIT 5;
+
+-- Orders and revenue of the last 7 days by status.
+SELECT status, count(*) AS orders, sum(total) AS revenue
+FROM orders
+WHERE created_at > now() - interval '7 days'
+GROUP BY status ORDER BY orders DESC;
+
+-- Where orders ship to.  E-book orders have no shipping address: NULL city.
+SELECT city, country, count(*) AS orders, round(avg(total), 2) AS avg_total
+FROM orders GROUP BY city, country ORDER BY orders DESC, city NULLS FIRST;
+
+-- Arrays of subdocuments are jsonb: the week's best sellers.
+SELECT item->>'sku' AS sku, item->>'name' AS name,
+       sum((item->>'qty')::int) AS units
+FROM orders, jsonb_array_elements(items) AS item
+WHERE created_at > now() - interval '7 days' AND status <> 'cancelled'
+GROUP BY 1, 2 ORDER BY units DESC, sku LIMIT 5;
+
+-- Stock below its reorder level, with a BSON array as text[].
+SELECT sku, name, warehouse, stock_level, reorder_level, tags
+FROM inventory WHERE stock_level < reorder_level
+ORDER BY stock_level, sku LIMIT 8;
+
+-- Joins across collections run in PostgreSQL: low-stock products that sold
+-- in the last 7 days, most urgent first.
+SELECT i.sku, i.name, i.stock_level, sum((item->>'qty')::int) AS sold_7d
+FROM inventory i
+JOIN (SELECT jsonb_array_elements(items) AS item FROM orders
+      WHERE created_at > now() - interval '7 days') o
+  ON o.item->>'sku' = i.sku
+WHERE i.stock_level < i.reorder_level
+GROUP BY i.sku, i.name, i.stock_level
+ORDER BY i.stock_level, sold_7d DESC LIMIT 5;
+
+-- ======================================================================
+-- 3. The event-driven shop: order events, sagas, user activity
+-- ======================================================================
+-- The order funnel, from the event log.
+SELECT event_type, count(*) AS events, count(DISTINCT order_id) AS orders
+FROM order_events GROUP BY event_type ORDER BY events DESC;
+
+-- One refunded order's history, event by event.
+SELECT e.event_type, e.at, e.payload
+FROM order_events e
+WHERE e.order_id = (SELECT _id FROM orders WHERE status = 'refunded'
+                    ORDER BY created_at DESC LIMIT 1)
+ORDER BY e.at;
+
+-- Saga health: where checkouts stand, and the ones that failed.
+SELECT status, coalesce(current_step, '-') AS step, count(*) AS sagas
+FROM sagas GROUP BY 1, 2 ORDER BY 1, 2;
+
+SELECT s._id, s.current_step, o.total, o.city, s.updated_at
+FROM sagas s JOIN orders o ON o._id = s.order_id
+WHERE s.status = 'failed'
+ORDER BY s.updated_at DESC LIMIT 5;
+
+-- User activity of the last 24 hours by kind and device.
+SELECT activity_type, device, count(*) AS activities,
+       count(DISTINCT user_id) AS users
+FROM user_activities
+WHERE created_at > now() - interval '1 day'
+GROUP BY 1, 2 ORDER BY activities DESC LIMIT 8;
+
+-- A whole order document.
+SELECT jsonb_pretty(doc) AS "order"
+FROM order_documents WHERE doc->>'coupon' = 'VIP' LIMIT 1;
+
+-- ======================================================================
+-- 4. What is sent to MongoDB: EXPLAIN VERBOSE shows the pipeline
+-- ======================================================================
+-- Only the columns the query needs are fetched ($project).
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT status, count(*) FROM orders
+WHERE created_at > now() - interval '1 day' GROUP BY status;
+
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku, stock_level FROM inventory
+WHERE warehouse = 'north' AND stock_level < 10;
+
+-- ANALYZE adds what came back: documents, round trips, bytes.
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
+
+\if :have_pushdown_guc
+-- The same with pushdown off: PostgreSQL checks every condition itself.
+SET qleaf_fdw.enable_pushdown = off;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku, stock_level FROM inventory
+WHERE warehouse = 'north' AND stock_level < 10;
+RESET qleaf_fdw.enable_pushdown;
+\else
+\echo '-- not in this build yet: the qleaf_fdw.enable_pushdown setting'
+\endif
+
+-- ======================================================================
+-- 5. Always live: a write in MongoDB shows in the next query
+-- ======================================================================
+SELECT sku, name, stock_level FROM inventory WHERE sku = 'SKU-0001';
+\! /usr/bin/python3 test/mongo-cmd --db shop '{"update": "inventory", "updates": [{"q": {"_id": "SKU-0001"}, "u": {"$inc": {"stockLevel": 100}}}]}'
+SELECT sku, name, stock_level FROM inventory WHERE sku = 'SKU-0001';
+
+-- The connection this session keeps open to the server.
+SELECT * FROM qleaf_fdw_get_connections();
+
+-- ======================================================================
+-- 6. Change streams as SQL
+-- ======================================================================
+\if :have_streams
+-- A background worker follows the inventory collection's change stream,
+-- stores every event and notifies the channel.
+SELECT qleaf.create_stream('inventory', server => 'shop',
+                           collection => 'inventory',
+                           channel => 'inventory_events');
+\else
+\echo '-- not in this build yet: change streams (the changes table, qleaf.create_stream, LISTEN/NOTIFY)'
+\endif
