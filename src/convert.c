@@ -432,6 +432,47 @@ conv_fail(QleafColumnConv *conv, const bson_iter_t *iter, const bson_t *doc,
 	return false;
 }
 
+/*
+ * Errors raised by code that is not ours (a type's input function, a
+ * domain's constraints) get a context line naming column, field and _id.
+ */
+typedef struct ConvErrorContext
+{
+	QleafColumnConv *conv;
+	const bson_t *doc;
+	int			elemidx;
+} ConvErrorContext;
+
+static void
+conv_error_callback(void *arg)
+{
+	ConvErrorContext *c = (ConvErrorContext *) arg;
+
+	if (c->elemidx >= 0)
+		errcontext("column \"%s\", field \"%s.%d\" of the document with _id %s",
+				   c->conv->colname, c->conv->field, c->elemidx,
+				   id_for_message(c->doc));
+	else
+		errcontext("column \"%s\", field \"%s\" of the document with _id %s",
+				   c->conv->colname, c->conv->field, id_for_message(c->doc));
+}
+
+/* domain_check() with that context */
+static void
+checked_domain(QleafColumnConv *conv, const bson_t *doc, int elemidx,
+			   Datum value, bool isnull, Oid domain, void **extra)
+{
+	ErrorContextCallback cb;
+	ConvErrorContext c = {conv, doc, elemidx};
+
+	cb.callback = conv_error_callback;
+	cb.arg = &c;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	domain_check(value, isnull, domain, extra, conv->mcxt);
+	error_context_stack = cb.previous;
+}
+
 /* ----------------------------------------------------------------
  *		Strings
  * ----------------------------------------------------------------
@@ -742,6 +783,40 @@ double_from_decimal128(const bson_iter_t *iter, double *out)
 	if (errno == ERANGE && (*out == 0 || isinf(*out)))
 		return false;
 	return true;
+}
+
+/*
+ * Would numeric(p,s) accept n?  The same rule as the typmod coercion:
+ * after rounding to s digits, |n| < 10^(p-s); NaN fits, infinities do not.
+ */
+static bool
+numeric_fits_typmod(QleafColumnConv *conv, Numeric n, int32 typmod)
+{
+	int			precision = ((typmod - VARHDRSZ) >> 16) & 0xffff;
+	int			scale = (((typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
+	Datum		rounded;
+
+	if (numeric_is_nan(n))
+		return true;
+	if (numeric_is_inf(n))
+		return false;
+	if (conv->numeric_bound == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(conv->mcxt);
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "1e%d", precision - scale);
+		conv->numeric_bound = DirectFunctionCall3(numeric_in,
+												  CStringGetDatum(buf),
+												  ObjectIdGetDatum(InvalidOid),
+												  Int32GetDatum(-1));
+		MemoryContextSwitchTo(old);
+	}
+	rounded = DirectFunctionCall2(numeric_round, NumericGetDatum(n),
+								  Int32GetDatum(scale));
+	rounded = DirectFunctionCall1(numeric_abs, rounded);
+	return DatumGetBool(DirectFunctionCall2(numeric_lt, rounded,
+											conv->numeric_bound));
 }
 
 /* ----------------------------------------------------------------
@@ -1087,7 +1162,9 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				*result = NumericGetDatum(n);
 				if (typmod >= (int32) VARHDRSZ)
 				{
-					/* precision and scale; overflow is the usual error */
+					if (!numeric_fits_typmod(conv, n, typmod))
+						return conv_fail(conv, iter, doc, elemidx, typid, typmod,
+										 CF_RANGE, NULL);
 					*result = DirectFunctionCall2(numeric, *result,
 												  Int32GetDatum(typmod));
 				}
@@ -1262,8 +1339,18 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				if (!string_to_server(conv->db_utf8, s, len, &ps, &plen))
 					return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
 									 "The string is not valid UTF-8 or contains a NUL byte.");
-				*result = InputFunctionCall(&conv->infunc, pnstrdup(ps, plen),
-											conv->ioparam, typmod);
+				{
+					ErrorContextCallback cb;
+					ConvErrorContext c = {conv, doc, elemidx};
+
+					cb.callback = conv_error_callback;
+					cb.arg = &c;
+					cb.previous = error_context_stack;
+					error_context_stack = &cb;
+					*result = InputFunctionCall(&conv->infunc, pnstrdup(ps, plen),
+												conv->ioparam, typmod);
+					error_context_stack = cb.previous;
+				}
 				return true;
 			}
 	}
@@ -1315,8 +1402,8 @@ convert_array(QleafColumnConv *conv, const bson_iter_t *iter,
 			nulls[n] = false;
 		}
 		if (OidIsValid(conv->elemdomain))
-			domain_check(values[n], nulls[n], conv->elemdomain,
-						 &conv->elem_domain_extra, conv->mcxt);
+			checked_domain(conv, doc, n, values[n], nulls[n], conv->elemdomain,
+						   &conv->elem_domain_extra);
 		n++;
 	}
 	if (n == 0)
@@ -1355,8 +1442,8 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 	if (!ok)
 		result = (Datum) 0;
 	if (unlikely(OidIsValid(conv->domaintypid)))
-		domain_check(result, *isnull, conv->domaintypid, &conv->domain_extra,
-					 conv->mcxt);
+		checked_domain(conv, doc, -1, result, *isnull, conv->domaintypid,
+					   &conv->domain_extra);
 	return result;
 }
 

@@ -44,6 +44,7 @@ typedef struct QleafColumnConv
 	Oid			elemdomain;		/* element domain of an array, or InvalidOid */
 	void	   *elem_domain_extra;
 	MemoryContext mcxt;			/* where the domain_check() caches live */
+	Datum		numeric_bound;	/* numeric(p,s): 10^(p-s), or 0 if unset */
 	bool		db_utf8;		/* database encoding is UTF8: strings need
 								 * only be verified, not converted */
 } QleafColumnConv;
