@@ -1,0 +1,218 @@
+"""The logical clock, the bounded oplog and its journal.
+
+Every write the stand-in acknowledges goes through `Oplog.append` while the
+caller holds `Oplog.lock`: the entries get their cluster times, reach the
+journal (with --dbpath) and the in-memory oplog, and waiting change streams
+are woken.  Change streams read the in-memory oplog by sequence number.
+
+Rules of this file:
+- Cluster times never go backwards, not even across restarts: the clock
+  starts at max(now, newest journalled time).
+- A non-transactional entry gets its own Timestamp(secs, inc); the entries
+  of one transaction share one and are told apart by txnOpIndex.  Keys
+  (secs, inc, txnOpIndex) are therefore unique and increasing.
+- Only the newest `max_events` entries stay in memory.  A start point older
+  than the oldest of them is lost history (ChangeStreamHistoryLost).  The
+  entries of one transaction leave memory together.
+- Entries are stored as given (no copies): writers must not mutate an entry
+  or the documents in it after `append`.
+"""
+
+import bisect
+import datetime
+import threading
+import time
+
+from bson import Int64, Timestamp
+
+from .journal import Journal
+
+DEFAULT_MAX_EVENTS = 100000
+
+
+def _next_ts(last):
+    now = int(time.time())
+    if now > last.time:
+        return Timestamp(now, 1)
+    return Timestamp(last.time, last.inc + 1)
+
+
+class Oplog:
+    """Cluster-time clock, bounded in-memory oplog, durable journal."""
+
+    def __init__(self, max_events=DEFAULT_MAX_EVENTS, dbpath=None):
+        if max_events is None:
+            max_events = DEFAULT_MAX_EVENTS
+        if int(max_events) < 1:
+            raise ValueError("--oplog-size must be at least 1 event, not %r" % (max_events,))
+        self.lock = threading.Condition()
+        self.max_events = int(max_events)
+        # Retained entries; _entries[i] has sequence number _base + i.  Entries
+        # below _first are logically gone and only wait to be cut in bulk.
+        self._entries = []
+        self._keys = []       # (secs, inc, txnOpIndex) of each entry
+        self._cache = []      # per entry: None or {variant: encoded event}
+        self._base = 0
+        self._first = 0
+        self._trimmed = False
+        self._trim_slack = max(64, self.max_events // 16)
+        self._loaded = False
+        now = Timestamp(int(time.time()), 0)
+        self.journal = None
+        if dbpath:
+            self.journal = Journal(dbpath)
+            if self.journal.meta is None:
+                self.journal.write_meta({"origin": now, "format": 1})
+            origin = self.journal.meta.get("origin", now)
+            last = self.journal.last_entry["ts"] if self.journal.last_entry else origin
+            self._origin = origin
+            self._last = max(now, last)
+        else:
+            self._origin = now
+            self._last = now
+
+    # -- the clock -----------------------------------------------------------
+
+    def cluster_time(self):
+        """The newest cluster time assigned (operationTime, $clusterTime)."""
+        return self._last
+
+    def origin(self):
+        """The time this oplog began (kept in the journal across restarts)."""
+        return self._origin
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, entries, lsid=None, txn_number=None):
+        """Time-stamp, journal and publish entries; return the last time.
+
+        Called with the lock held, after the writes are applied and before
+        the reply is sent.  With lsid and txn_number the entries are one
+        committed transaction (one clusterTime, txnOpIndex 0..n-1); pass them
+        only for transactions, not for retryable writes.
+        """
+        if not entries:
+            return self._last
+        wall = None
+        keys = []
+        if lsid is not None and txn_number is not None:
+            ts = _next_ts(self._last)
+            txn = Int64(txn_number)
+            for i, e in enumerate(entries):
+                e["ts"] = ts
+                e["txnOpIndex"] = i
+                e["lsid"] = lsid
+                e["txnNumber"] = txn
+                if e.get("wall") is None:
+                    if wall is None:
+                        wall = _wall_now()
+                    e["wall"] = wall
+                keys.append((ts.time, ts.inc, i))
+            self._last = ts
+        else:
+            last = self._last
+            for e in entries:
+                last = _next_ts(last)
+                e["ts"] = last
+                if e.get("wall") is None:
+                    if wall is None:
+                        wall = _wall_now()
+                    e["wall"] = wall
+                keys.append((last.time, last.inc, 0))
+            self._last = last
+        if self.journal is not None:
+            self.journal.append(entries)
+        self._publish(entries, keys)
+        self.lock.notify_all()
+        return self._last
+
+    def _publish(self, entries, keys):
+        self._entries.extend(entries)
+        self._keys.extend(keys)
+        self._cache.extend([None] * len(entries))
+        end = self._base + len(self._entries)
+        if end - self._first > self.max_events:
+            lo = self._first - self._base
+            i = end - self.max_events - self._base
+            # A transaction stays or leaves whole: keep all of a split one.
+            keys = self._keys
+            while i > lo and keys[i][:2] == keys[i - 1][:2]:
+                i -= 1
+            if i > lo:
+                self._first = self._base + i
+                self._trimmed = True
+            dead = self._first - self._base
+            if dead > self._trim_slack:
+                del self._entries[:dead]
+                del self._keys[:dead]
+                del self._cache[:dead]
+                self._base = self._first
+
+    # -- startup -------------------------------------------------------------
+
+    def load(self):
+        """Yield every durable entry in order and rebuild the in-memory oplog.
+
+        Without a dbpath there is nothing to load.  The clock already starts
+        after the newest journalled time (see __init__).
+        """
+        if self.journal is None or self._loaded:
+            return
+        self._loaded = True
+        for e in self.journal.entries():
+            ts = e["ts"]
+            self._publish((e,), ((ts.time, ts.inc, e.get("txnOpIndex", 0)),))
+            yield e
+
+    def close(self):
+        if self.journal is not None:
+            self.journal.close()
+
+    # -- reading (change streams; lock held) ---------------------------------
+
+    @property
+    def first_seq(self):
+        """Sequence number of the oldest entry still in memory."""
+        return self._first
+
+    @property
+    def end_seq(self):
+        """Sequence number the next appended entry will get."""
+        return self._base + len(self._entries)
+
+    def oldest_time(self):
+        """Start points before this time are lost (ChangeStreamHistoryLost).
+
+        Until entries have been dropped from memory it is the time the oplog
+        began, like the first entry of a real replica set's oplog.
+        """
+        if self._trimmed and self._first < self.end_seq:
+            k = self._keys[self._first - self._base]
+            return Timestamp(k[0], k[1])
+        return self._origin
+
+    def seq_at_or_after(self, key):
+        """First sequence number whose (secs, inc, txnOpIndex) is >= key."""
+        lo = self._first - self._base
+        return self._base + bisect.bisect_left(self._keys, key, lo)
+
+    def at(self, seq):
+        """(entry, key, cache dict or None) of sequence number seq."""
+        i = seq - self._base
+        return self._entries[i], self._keys[i], self._cache[i]
+
+    def set_cache(self, seq, cache):
+        i = seq - self._base
+        if i >= 0:
+            self._cache[i] = cache
+
+    def key_at(self, seq):
+        return self._keys[seq - self._base]
+
+    def __len__(self):
+        return self.end_seq - self._first
+
+
+def _wall_now():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
