@@ -616,16 +616,36 @@ qleaf_apm_failed(const mongoc_apm_command_failed_t *event)
 /*
  * libmongoc's own warnings go to the server log at DEBUG1 rather than to
  * stderr.  Only from the backend's main thread: elog is not thread-safe.
+ * We are inside libmongoc here, so nothing may longjmp out: errfinish
+ * checks for interrupts even below ERROR, hence the holdoff, and an
+ * error while logging (out of memory) is dropped.
  */
 static void
 qleaf_log_handler(mongoc_log_level_t log_level, const char *log_domain,
 				  const char *message, void *user_data)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
+
 	if (log_level > MONGOC_LOG_LEVEL_INFO)
 		return;
 	if (!pthread_equal(pthread_self(), qleaf_main_thread))
 		return;
-	elog(DEBUG1, "libmongoc %s: %s", log_domain ? log_domain : "", message);
+	if (!message_level_is_interesting(DEBUG1))
+		return;
+
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		elog(DEBUG1, "libmongoc %s: %s", log_domain ? log_domain : "",
+			 message);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
 }
 
 
