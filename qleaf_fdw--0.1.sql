@@ -19,9 +19,11 @@ CREATE FOREIGN DATA WRAPPER qleaf_fdw
 
 COMMENT ON FOREIGN DATA WRAPPER qleaf_fdw IS 'foreign data wrapper for MongoDB';
 
--- The connections this backend holds open, one per user mapping.
+-- The connections this backend holds open, one per user mapping: the
+-- server, the mapping's user ("public" for a PUBLIC mapping), and whether
+-- the connection is still usable.
 CREATE FUNCTION qleaf_fdw_get_connections (OUT server_name text,
-    OUT valid boolean)
+    OUT user_name text, OUT valid boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME'
 LANGUAGE C STRICT PARALLEL RESTRICTED;

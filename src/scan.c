@@ -94,7 +94,7 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 	scan->user = user;
 	scan->database = pstrdup(database);
 	scan->collection_name = pstrdup(collection);
-	scan->what = psprintf("running aggregate on collection \"%s.%s\"",
+	scan->what = psprintf("while running aggregate on collection \"%s.%s\"",
 						  database, collection);
 	scan->batch_size = batch_size;
 
