@@ -103,6 +103,7 @@ typedef struct QleafStream
 	mongoc_stream_t vtable;		/* must be first */
 	mongoc_stream_t *owned;		/* what the default initiator returned */
 	mongoc_stream_t *base;		/* the TCP or TLS stream we forward to */
+	QleafConn  *conn;			/* the cache entry whose client owns us */
 	bool		gave_up;		/* the last operation timed out or was
 								 * interrupted */
 } QleafStream;
@@ -301,6 +302,20 @@ qleaf_stream_should_retry(mongoc_stream_t *stream)
  * Wait until the base stream is ready for events, the deadline passes
  * (returns 0) or an interrupt is pending (returns -1, errno EINTR).
  */
+/*
+ * We cut an operation short for an interrupt.  libmongoc may have marked
+ * the server unusable for a while (a retried read whose handshake we cut
+ * puts it in its 5 s cooldown), so the client is replaced as soon as
+ * nobody uses it.
+ */
+static void
+qleaf_stream_interrupted(QleafStream *qs)
+{
+	qs->gave_up = true;
+	qs->conn->broken = true;
+	errno = EINTR;
+}
+
 static int
 qleaf_stream_wait(QleafStream *qs, int events, int64 deadline)
 {
@@ -312,7 +327,7 @@ qleaf_stream_wait(QleafStream *qs, int events, int64 deadline)
 
 		if (qleaf_must_give_up())
 		{
-			errno = EINTR;
+			qleaf_stream_interrupted(qs);
 			return -1;
 		}
 		left = qleaf_ms_left(deadline);
@@ -369,8 +384,7 @@ qleaf_stream_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 		}
 		if (qleaf_must_give_up())
 		{
-			qs->gave_up = true;
-			errno = EINTR;
+			qleaf_stream_interrupted(qs);
 			result = -1;
 			break;
 		}
@@ -446,7 +460,8 @@ qleaf_stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 		if (w <= 0)
 		{
 			qs->gave_up = true;
-			errno = w < 0 ? EINTR : ETIMEDOUT;
+			if (w == 0)
+				errno = ETIMEDOUT;
 			result = -1;
 			break;
 		}
@@ -507,9 +522,8 @@ qleaf_stream_poll(mongoc_stream_poll_t *streams, size_t nstreams,
 			for (i = 0; i < nstreams; i++)
 			{
 				streams[i].revents = POLLERR;
-				((QleafStream *) streams[i].stream)->gave_up = true;
+				qleaf_stream_interrupted((QleafStream *) streams[i].stream);
 			}
-			errno = EINTR;
 			result = nstreams;
 			break;
 		}
@@ -551,6 +565,15 @@ qleaf_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 	mongoc_stream_t *opened;
 	QleafStream *qs;
 
+	/* a retry after an interrupted operation: do not even connect */
+	if (qleaf_must_give_up())
+	{
+		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
+					   "connection attempt canceled");
+		conn->broken = true;
+		return NULL;
+	}
+
 	opened = mongoc_client_default_stream_initiator(uri, host, conn->client,
 													error);
 	if (opened == NULL)
@@ -563,6 +586,7 @@ qleaf_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 
 	qs = bson_malloc0(sizeof(QleafStream));
 	qs->owned = opened;
+	qs->conn = conn;
 	if (opened->type == QLEAF_MONGOC_STREAM_BUFFERED)
 		qs->base = mongoc_stream_get_base_stream(opened);
 	else
