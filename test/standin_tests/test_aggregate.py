@@ -58,7 +58,8 @@ def test_group_null_key_and_count(orders):
 
 
 def test_sum_of_nothing_is_zero(orders):
-    """MongoDB's $sum over no values is 0 (SQL would say NULL)."""
+    """$group over no documents gives no group at all (mongomock gives one);
+    $sum over documents that lack the field is 0 (SQL would say NULL)."""
     got = agg(orders, [{"$match": {"status": "nothing"}},
                        {"$group": {"_id": None, "s": {"$sum": "$total"}}}])
     assert got == []
@@ -97,9 +98,10 @@ def test_add_fields_set_unset_replace_root(orders):
     assert got == [{"d": 50, "t": "t"}]
 
 
-def test_facet_bucket_sort_by_count(orders):
+def test_facet_and_bucket(orders):
     got = agg(orders, [{"$facet": {
-        "byStatus": [{"$sortByCount": "$status"}],
+        "byStatus": [{"$group": {"_id": "$status", "count": {"$sum": 1}}},
+                     {"$sort": {"count": -1}}],
         "buckets": [{"$bucket": {"groupBy": "$total",
                                  "boundaries": [0, 10, 100],
                                  "default": "other"}}]}}])

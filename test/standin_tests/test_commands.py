@@ -314,7 +314,8 @@ def test_find_bad_filter_operator(people):
 
 
 def test_numbers_compare_across_types(db):
-    """1, 1.0, Int64(1) and Decimal128('1') are the same number."""
+    """1, 1.0, Int64(1) and Decimal128('1') are the same number (mongomock
+    does not match Decimal128 against other numbers)."""
     db.n.insert_many([{"_id": 1, "v": 1}, {"_id": 2, "v": 1.0},
                       {"_id": 3, "v": Int64(1)},
                       {"_id": 4, "v": Decimal128("1")},
@@ -337,7 +338,7 @@ def test_sort_across_types_follows_bson_order(db):
 
 def test_type_query_and_type_names(db):
     """$type names as MongoDB spells them ('missing' for absent fields);
-    mongomock differs on some of these."""
+    mongomock has no $type expression and differs on some names."""
     db.t.insert_many([
         {"_id": 1, "v": 1.5}, {"_id": 2, "v": 7}, {"_id": 3, "v": Int64(7)},
         {"_id": 4, "v": "s"}, {"_id": 5, "v": {"a": 1}}, {"_id": 6, "v": [1]},

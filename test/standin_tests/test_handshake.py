@@ -175,7 +175,7 @@ def test_pymongo_discovers_a_primary(mongo_uri):
     c = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=10000)
     try:
         c.admin.command("ping")
-        td = c.topology_description
+        td = c._topology.description     # pymongo 3.11 has no public name
         assert td.topology_type_name == "ReplicaSetWithPrimary"
         assert c.primary is not None
         sd = td.server_descriptions()[c.primary]
@@ -236,3 +236,29 @@ def test_build_info_matches_wire_version(client):
         assert tuple(array[:2]) == WIRE_VERSIONS[wire]
     assert info["maxBsonObjectSize"] == 16 * 1024 * 1024
     assert info["bits"] == 64
+
+
+def test_awaitable_hello_does_not_hold_up_other_connections(client, db):
+    """While one connection waits in an awaitable hello (every pymongo 3.11+
+    monitor does, for up to heartbeatFrequencyMS), other connections'
+    handshakes and commands run at once."""
+    db.c.insert_one({"_id": 1})
+    address = primary_address(client)
+    with connect_raw(address) as waiting:
+        waiting.sendall(op_msg({"hello": 1, "$db": "admin"}))
+        tv = parse_op_msg(read_message(waiting)[1])[1]["topologyVersion"]
+        waiting.sendall(op_msg({"hello": 1, "$db": "admin",
+                                "topologyVersion": tv,
+                                "maxAwaitTimeMS": Int64(3000)}))
+        t0 = time.monotonic()
+        with connect_raw(address) as other:
+            other.sendall(op_query({"isMaster": 1}))
+            assert parse_op_reply(read_message(other)[1])[
+                "documents"][0]["ismaster"] is True
+            other.sendall(op_msg({"find": "c", "$db": db.name}))
+            found = parse_op_msg(read_message(other)[1])[1]
+        took = time.monotonic() - t0
+        read_message(waiting)
+    assert found["cursor"]["firstBatch"] == [{"_id": 1}]
+    assert took < 2.5, ("a handshake and a find took %.1f s while another "
+                        "connection waited in hello" % took)
