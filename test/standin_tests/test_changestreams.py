@@ -9,6 +9,7 @@ import datetime
 import re
 import threading
 import time
+import uuid
 
 import pymongo
 import pytest
@@ -38,6 +39,11 @@ def with_pre_images(db, name="c"):
     db.command({"create": name,
                 "changeStreamPreAndPostImages": {"enabled": True}})
     return db[name]
+
+
+def uuid_bytes(value):
+    """A session id's 16 bytes, whether it decoded as UUID or Binary."""
+    return value.bytes if isinstance(value, uuid.UUID) else bytes(value)
 
 
 def error_of(fn):
@@ -294,7 +300,7 @@ def test_transaction_events(client, db):
     assert [e["operationType"] for e in txn] == ["insert", "update", "delete"]
     assert len({e["clusterTime"] for e in txn}) == 1
     for e in txn:
-        assert e["lsid"]["id"] == lsid["id"]
+        assert uuid_bytes(e["lsid"]["id"]) == uuid_bytes(lsid["id"])
         assert isinstance(e["txnNumber"], int)
     assert len({e["txnNumber"] for e in txn}) == 1
     assert "lsid" not in evs[3] and "txnNumber" not in evs[3]
