@@ -1,0 +1,308 @@
+"""Sockets, threads and main(): the stand-in's process.
+
+Rules of this file:
+- One thread per connection; every command that touches data holds
+  server.oplog.lock (see commands.py).
+- `ready` is printed (and flushed) on stdout once the listening socket
+  accepts connections, so scripts never sleep; SIGTERM and SIGINT exit 0.
+- A malformed message gets an error reply when the frame can still be
+  trusted, else the connection is closed; the server itself never stops
+  because of a client.
+"""
+
+import argparse
+import datetime
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+from bson.objectid import ObjectId
+from bson.timestamp import Timestamp
+
+from . import commands, cursors, failpoints, storage, transactions, wire
+from .errors import CommandError
+
+try:
+    from . import oplog as oplog_module
+except ImportError:
+    oplog_module = None
+try:
+    from . import changestream as changestream_module
+except ImportError:
+    changestream_module = None
+
+DEFAULT_OPLOG_EVENTS = 100000
+
+
+class _MemoryClock:
+    """Used only when oplog.py is absent: a logical clock with no history
+    and no persistence."""
+
+    def __init__(self, max_events, dbpath=None):
+        self.lock = threading.Condition()
+        self._secs = int(datetime.datetime.utcnow().timestamp())
+        self._inc = 0
+
+    def _tick(self):
+        now = int(datetime.datetime.utcnow().timestamp())
+        if now > self._secs:
+            self._secs, self._inc = now, 0
+        self._inc += 1
+        return Timestamp(self._secs, self._inc)
+
+    def cluster_time(self):
+        return Timestamp(self._secs, max(self._inc, 1))
+
+    def load(self):
+        return iter(())
+
+    def append(self, entries, lsid=None, txn_number=None):
+        ts = self._tick()
+        for i, e in enumerate(entries):
+            e["ts"] = ts if lsid is not None else (ts if i == 0 else self._tick())
+            ts = e["ts"]
+        self.lock.notify_all()
+        return ts
+
+
+class Connection:
+    _ids = [0]
+    _ids_lock = threading.Lock()
+
+    def __init__(self, sock, peer):
+        self.sock = sock
+        self.peer = peer
+        with Connection._ids_lock:
+            Connection._ids[0] += 1
+            self.id = Connection._ids[0]
+        self.user = None
+        self.sasl = None
+        self.app_name = None
+
+
+class Server:
+    def __init__(self, host, port, replset="rs0", dbpath=None,
+                 oplog_size=DEFAULT_OPLOG_EVENTS, auth=None, log_file=None):
+        self.host = host
+        self.port = port
+        self.replset = replset
+        self.dbpath = dbpath
+        self.auth = auth
+        self.process_id = ObjectId()
+        self.log_fh = open(log_file, "a", buffering=1) if log_file else None
+        self.store = storage.Store()
+        if oplog_module is not None:
+            self.oplog = oplog_module.Oplog(oplog_size, dbpath)
+        else:
+            if dbpath:
+                self.log("oplog.py is missing: --dbpath gives no persistence")
+            self.oplog = _MemoryClock(oplog_size, dbpath)
+        self.changestream = changestream_module
+        self.cursors = cursors.Registry()
+        self.sessions = transactions.Sessions(self)
+        self.failpoints = failpoints.FailPoints()
+        self.shutdown = threading.Event()
+        self.listener = None
+
+    def log(self, msg, exc=False):
+        line = "%s %s\n" % (datetime.datetime.utcnow().isoformat(timespec="milliseconds"),
+                            msg)
+        if exc:
+            line += traceback.format_exc()
+        if self.log_fh is not None:
+            self.log_fh.write(line)
+        elif exc:
+            sys.stderr.write(line)
+
+    def wait_shutdown(self, seconds):
+        self.shutdown.wait(seconds)
+
+    def replay(self):
+        """Rebuild the store from the durable oplog (with --dbpath)."""
+        n = 0
+        with self.oplog.lock:
+            for entry in self.oplog.load():
+                self.store.apply_entry(entry)
+                n += 1
+        if n:
+            self.log("replayed %d oplog entries from %s" % (n, self.dbpath))
+
+    def listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(128)
+        if self.port == 0:
+            self.port = s.getsockname()[1]
+        self.listener = s
+
+    def serve_forever(self):
+        while not self.shutdown.is_set():
+            try:
+                sock, peer = self.listener.accept()
+            except OSError:
+                if self.shutdown.is_set():
+                    break
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, peer)
+            t = threading.Thread(target=self.handle, args=(conn,), daemon=True,
+                                 name="conn%d" % conn.id)
+            t.start()
+
+    # -- one connection ------------------------------------------------------
+    def handle(self, conn):
+        sock = conn.sock
+        self.log("connection %d from %s:%d" % (conn.id, conn.peer[0], conn.peer[1]))
+        try:
+            while not self.shutdown.is_set():
+                try:
+                    msg = wire.read_message(sock)
+                except wire.ProtocolError as e:
+                    self.log("connection %d: %s; closing" % (conn.id, e))
+                    break
+                if msg is None:
+                    break
+                request_id, op_code, data = msg
+                out = self.handle_message(conn, request_id, op_code, data)
+                if out is False:
+                    break
+                if out:
+                    sock.sendall(b"".join(out))
+        except (ConnectionError, OSError) as e:
+            self.log("connection %d: %s" % (conn.id, e))
+        except Exception:
+            self.log("connection %d: internal error" % conn.id, exc=True)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            self.log("connection %d closed" % conn.id)
+
+    def handle_message(self, conn, request_id, op_code, data):
+        """Returns the frames to send, None for no reply, False to close."""
+        if op_code == wire.OP_MSG:
+            try:
+                msg = wire.parse_op_msg(data)
+            except wire.ProtocolError as e:
+                self.log("connection %d: bad OP_MSG: %s" % (conn.id, e))
+                reply = commands.error_reply(
+                    self, CommandError(9, "FailedToParse", "invalid OP_MSG: %s" % e))
+                return wire.frame_op_msg(request_id, reply)
+            seq = {k: v for k, v in msg.sequences.items()}
+            body = msg.body
+            for ident, pairs in seq.items():
+                if ident in body:
+                    reply = commands.error_reply(self, CommandError(
+                        40413, "Location40413",
+                        "Duplicate field %s in OP_MSG body and document sequence" % ident))
+                    return wire.frame_op_msg(request_id, reply)
+                body[ident] = [d for _r, d in pairs]
+            reply = commands.dispatch(self, conn, body, seq)
+            if reply is None:
+                return False
+            if msg.flags & wire.MSG_MORE_TO_COME:
+                return None
+            return wire.frame_op_msg(request_id, reply)
+        if op_code == wire.OP_QUERY:
+            try:
+                q = wire.parse_op_query(data)
+            except wire.ProtocolError as e:
+                self.log("connection %d: bad OP_QUERY: %s" % (conn.id, e))
+                reply = commands.error_reply(
+                    self, CommandError(9, "FailedToParse", "invalid OP_QUERY: %s" % e))
+                return wire.frame_op_reply(request_id, [b"".join(reply)])
+            body = q.query
+            if "$query" in body and isinstance(body["$query"], dict):
+                body = body["$query"]
+            name = next(iter(body)) if body else None
+            if not q.collection.endswith(".$cmd") or \
+                    name not in ("hello", "isMaster", "ismaster"):
+                reply = commands.error_reply(self, CommandError(
+                    5739101, "Location5739101",
+                    "OP_QUERY is no longer supported. The client driver may require an "
+                    "upgrade."))
+                return wire.frame_op_reply(request_id, [b"".join(reply)])
+            db = q.collection[:-len(".$cmd")]
+            reply = commands.dispatch(self, conn, body, {}, legacy_db=db)
+            if reply is None:
+                return False
+            return wire.frame_op_reply(request_id, [b"".join(reply)])
+        self.log("connection %d: unsupported opcode %d; closing" % (conn.id, op_code))
+        return False
+
+    def stop(self):
+        self.shutdown.set()
+        try:
+            if self.listener is not None:
+                self.listener.close()
+        except OSError:
+            pass
+        close = getattr(self.oplog, "close", None)
+        if close is not None:
+            with self.oplog.lock:
+                close()
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="mongo-standin",
+        description="A MongoDB-wire stand-in: a one-node replica set for tests.")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--dbpath", help="data directory (default: in memory)")
+    ap.add_argument("--replset", default="rs0")
+    ap.add_argument("--oplog-size", type=int, default=DEFAULT_OPLOG_EVENTS,
+                    metavar="EVENTS", help="change events kept (default %(default)s)")
+    ap.add_argument("--auth", metavar="USER:PASSWORD",
+                    help="require SCRAM-SHA-256 authentication as this user")
+    ap.add_argument("--log", metavar="FILE", help="append a log to FILE")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    auth = None
+    if args.auth is not None:
+        from . import auth as auth_module
+        try:
+            auth = auth_module.from_option(args.auth)
+        except ValueError as e:
+            sys.stderr.write("mongo-standin: %s\n" % e)
+            return 2
+    if args.oplog_size < 1:
+        sys.stderr.write("mongo-standin: --oplog-size must be at least 1\n")
+        return 2
+    if args.dbpath:
+        os.makedirs(args.dbpath, exist_ok=True)
+    server = Server(args.host, args.port, args.replset, args.dbpath, args.oplog_size,
+                    auth, args.log)
+
+    def on_signal(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.replay()
+        try:
+            server.listen()
+        except OSError as e:
+            sys.stderr.write("mongo-standin: cannot listen on %s:%d: %s\n"
+                             % (args.host, args.port, e.strerror or e))
+            return 1
+        server.log("listening on %s:%d, replica set %s" % (args.host, server.port,
+                                                           args.replset))
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        server.serve_forever()
+    except SystemExit:
+        pass
+    finally:
+        server.stop()
+        server.log("shut down")
+    return 0

@@ -1,0 +1,940 @@
+"""The data: databases, collections, documents, indexes, collection options.
+
+Rules of this file:
+- A stored document is a pair (dict, raw bytes).  The dict is never changed
+  in place once stored: an update builds a new dict and new bytes.  So
+  readers may hand out references (for cursors, for mongomock stages that
+  do not mutate) without copying.
+- Documents are keyed by id_key(_id), which gives MongoDB's _id equality
+  (1 == 1.0 == Int64(1), true != 1, a string never equals a number).
+- Natural order is insertion order; an update keeps a document's place.
+- apply_entry() replays an oplog entry (after-images, never operators) and
+  is also how a committed transaction reaches the store.
+"""
+
+import copy
+import datetime
+import os
+
+from bson.binary import Binary
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+
+from . import wire
+from .errors import CommandError, DUPLICATE_KEY, NAMESPACE_EXISTS, \
+    NAMESPACE_NOT_FOUND, INVALID_NAMESPACE, BAD_VALUE
+
+
+def id_key(value):
+    """A hashable key with MongoDB's equality for _id and index values."""
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and value != value:
+            return ("nan",)
+        return ("num", value)
+    if isinstance(value, Decimal128):
+        d = value.to_decimal()
+        if d.is_nan():
+            return ("nan",)
+        try:
+            return ("num", float(d) if d != int(d) else int(d))
+        except (OverflowError, ValueError):
+            return ("num", float(d))
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, (dict, list, tuple)):
+        return ("raw", type(value).__name__ == "dict",
+                wire.encode({"v": _normalize(value)}))
+    try:
+        hash(value)
+    except TypeError:
+        return ("raw", False, wire.encode({"v": value}))
+    return (type(value).__name__, value)
+
+
+def _normalize(value):
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def get_path(doc, path):
+    """Value at a dotted path, or a sentinel when missing (no array fan-out)."""
+    cur = doc
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            if part not in cur:
+                return MISSING
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit():
+            i = int(part)
+            if i >= len(cur):
+                return MISSING
+            cur = cur[i]
+        else:
+            return MISSING
+    return cur
+
+
+class _Missing:
+    def __repr__(self):
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def format_value(v):
+    """A value as mongod prints it in error messages (approximately)."""
+    if isinstance(v, str):
+        return '"%s"' % v
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join("%s: %s" % (k, format_value(x))
+                                for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[ " + ", ".join(format_value(x) for x in v) + " ]"
+    if type(v).__name__ == "ObjectId":
+        return "ObjectId('%s')" % v
+    return str(v)
+
+
+class Collection:
+    __slots__ = ("db", "name", "docs", "options", "indexes", "unique",
+                 "created", "uuid")
+
+    def __init__(self, db, name, options=None):
+        self.db = db
+        self.name = name
+        self.docs = {}            # id_key -> (dict, raw bytes)
+        self.options = dict(options or {})
+        self.indexes = [{"v": 2, "key": {"_id": 1}, "name": "_id_"}]
+        self.unique = {}          # index name -> {value key: id key}
+        self.created = datetime.datetime.utcnow()
+        self.uuid = Binary(os.urandom(16), 4)
+
+    @property
+    def ns(self):
+        return "%s.%s" % (self.db, self.name)
+
+    def clone(self):
+        """A copy sharing the (immutable) stored documents."""
+        c = Collection(self.db, self.name, self.options)
+        c.docs = dict(self.docs)
+        c.indexes = [dict(i) for i in self.indexes]
+        c.unique = {k: dict(v) for k, v in self.unique.items()}
+        c.created = self.created
+        c.uuid = self.uuid
+        return c
+
+    # -- unique indexes ---------------------------------------------------
+    def _index_value(self, spec, doc):
+        values = []
+        present = False
+        for field in spec["key"]:
+            v = get_path(doc, field)
+            if v is MISSING:
+                v = None
+            else:
+                present = True
+            values.append(v)
+        if spec.get("sparse") and not present:
+            return None
+        pfe = spec.get("partialFilterExpression")
+        if pfe:
+            from mongomock.filtering import filter_applies
+            if not filter_applies(pfe, doc):
+                return None
+        return values
+
+    def _dup_error(self, spec, values):
+        key_pattern = dict(spec["key"])
+        key_value = {f: v for f, v in zip(spec["key"], values)}
+        msg = "E11000 duplicate key error collection: %s index: %s dup key: %s" \
+            % (self.ns, spec["name"], format_value(key_value))
+        return CommandError(*DUPLICATE_KEY, msg,
+                            extra={"keyPattern": key_pattern,
+                                   "keyValue": key_value})
+
+    def check_unique(self, doc, key, old=None):
+        """Raise 11000 if doc (about to be stored under key) collides."""
+        if old is None and key in self.docs:
+            raise self._dup_error(self.indexes[0], [doc["_id"]])
+        for spec in self.indexes[1:]:
+            if not spec.get("unique"):
+                continue
+            values = self._index_value(spec, doc)
+            if values is None:
+                continue
+            vk = id_key(values)
+            owner = self.unique.get(spec["name"], {}).get(vk)
+            if owner is not None and owner != key:
+                raise self._dup_error(spec, values)
+
+    def _index_add(self, doc, key):
+        for spec in self.indexes[1:]:
+            if spec.get("unique"):
+                values = self._index_value(spec, doc)
+                if values is not None:
+                    self.unique.setdefault(spec["name"], {})[id_key(values)] = key
+
+    def _index_remove(self, doc, key):
+        for spec in self.indexes[1:]:
+            if spec.get("unique"):
+                values = self._index_value(spec, doc)
+                if values is not None:
+                    m = self.unique.get(spec["name"])
+                    if m is not None and m.get(id_key(values)) == key:
+                        del m[id_key(values)]
+
+    # -- writes -------------------------------------------------------------
+    def insert(self, doc, raw=None):
+        key = id_key(doc["_id"])
+        self.check_unique(doc, key)
+        if raw is None:
+            raw = wire.encode(doc)
+        self.docs[key] = (doc, raw)
+        self._index_add(doc, key)
+        return key
+
+    def replace(self, key, doc, raw=None):
+        old = self.docs[key][0]
+        self.check_unique(doc, key, old=old)
+        if raw is None:
+            raw = wire.encode(doc)
+        self._index_remove(old, key)
+        self.docs[key] = (doc, raw)
+        self._index_add(doc, key)
+
+    def delete(self, key):
+        old = self.docs.pop(key, None)
+        if old is not None:
+            self._index_remove(old[0], key)
+        return old
+
+    def put(self, doc, raw=None):
+        """Insert or replace by _id without checks (replay)."""
+        key = id_key(doc["_id"])
+        old = self.docs.get(key)
+        if old is not None:
+            self._index_remove(old[0], key)
+        if raw is None:
+            raw = wire.encode(doc)
+        self.docs[key] = (doc, raw)
+        self._index_add(doc, key)
+
+    def add_index(self, spec):
+        """Add an index spec; builds its unique map (raises 11000 on dups)."""
+        if spec.get("unique"):
+            m = {}
+            for key, (doc, _raw) in self.docs.items():
+                values = self._index_value(spec, doc)
+                if values is None:
+                    continue
+                vk = id_key(values)
+                if vk in m:
+                    raise self._dup_error(spec, values)
+                m[vk] = key
+            self.unique[spec["name"]] = m
+        self.indexes.append(spec)
+
+    def drop_index(self, name):
+        self.indexes = [i for i in self.indexes if i["name"] != name]
+        self.unique.pop(name, None)
+
+
+def check_names(db, coll=None):
+    if not db or any(c in db for c in '/\\. "$\x00') or len(db) > 63:
+        raise CommandError(*INVALID_NAMESPACE, "Invalid database name: '%s'" % db)
+    if coll is not None:
+        if not coll or "\x00" in coll or coll.startswith(".") or "$" in coll:
+            raise CommandError(*INVALID_NAMESPACE,
+                               "Invalid collection name: %s" % coll)
+
+
+class Store:
+    def __init__(self):
+        self.dbs = {}             # name -> {coll name -> Collection}
+
+    # -- reads --------------------------------------------------------------
+    def get(self, db, coll):
+        d = self.dbs.get(db)
+        return d.get(coll) if d else None
+
+    def collections(self, db):
+        return self.dbs.get(db, {})
+
+    def lookup(self, db, coll, id_value):
+        """The current document with this _id (a private copy), or None."""
+        c = self.get(db, coll)
+        if c is None:
+            return None
+        entry = c.docs.get(id_key(id_value))
+        return copy.deepcopy(entry[0]) if entry else None
+
+    def collection_options(self, db, coll):
+        c = self.get(db, coll)
+        return dict(c.options) if c else None
+
+    # -- writes -------------------------------------------------------------
+    def create(self, db, coll, options=None):
+        if self.get(db, coll) is not None:
+            raise CommandError(*NAMESPACE_EXISTS,
+                               "Collection %s.%s already exists." % (db, coll))
+        c = Collection(db, coll, options)
+        self.dbs.setdefault(db, {})[coll] = c
+        return c
+
+    def ensure(self, db, coll):
+        c = self.get(db, coll)
+        if c is None:
+            c = self.create(db, coll)
+        return c
+
+    def drop(self, db, coll):
+        d = self.dbs.get(db)
+        if not d or coll not in d:
+            return None
+        c = d.pop(coll)
+        if not d:
+            del self.dbs[db]
+        return c
+
+    def drop_database(self, db):
+        return self.dbs.pop(db, None)
+
+    def rename(self, db, coll, to_db, to_coll):
+        c = self.drop(db, coll)
+        if c is None:
+            raise CommandError(*NAMESPACE_NOT_FOUND, "Source collection %s.%s does not exist"
+                               % (db, coll))
+        self.drop(to_db, to_coll)
+        c.db = to_db
+        c.name = to_coll
+        self.dbs.setdefault(to_db, {})[to_coll] = c
+        return c
+
+    def apply_entry(self, entry):
+        """Replay one oplog entry into the store (startup, transaction commit)."""
+        op = entry["op"]
+        db = entry.get("db")
+        coll = entry.get("coll")
+        if op == "insert" or op == "update" or op == "replace":
+            c = self.ensure(db, coll)
+            doc = entry["doc"]
+            c.put(doc)
+        elif op == "delete":
+            c = self.get(db, coll)
+            if c is not None:
+                c.delete(id_key(entry["key"]["_id"]))
+        elif op == "create":
+            c = self.get(db, coll)
+            if c is None:
+                self.create(db, coll, entry.get("options"))
+            else:
+                c.options = dict(entry.get("options") or {})
+        elif op == "drop":
+            self.drop(db, coll)
+        elif op == "rename":
+            to = entry["to"]
+            if self.get(db, coll) is not None:
+                self.rename(db, coll, to["db"], to["coll"])
+        elif op == "dropDatabase":
+            self.drop_database(db)
+        elif op == "createIndexes":
+            c = self.ensure(db, coll)
+            for spec in entry.get("indexes") or []:
+                if not any(i["name"] == spec["name"] for i in c.indexes):
+                    try:
+                        c.add_index(dict(spec))
+                    except CommandError:
+                        c.indexes.append(dict(spec))
+        elif op == "dropIndexes":
+            c = self.get(db, coll)
+            if c is not None:
+                for name in entry.get("indexes") or []:
+                    c.drop_index(name)
+        elif op == "collMod":
+            c = self.get(db, coll)
+            if c is not None:
+                c.options.update(entry.get("options") or {})
+        else:
+            raise CommandError(*BAD_VALUE, "unknown oplog entry op %r" % op)
+
+
+def now():
+    return datetime.datetime.utcnow()
+
+
+__all__ = ["Store", "Collection", "id_key", "get_path", "MISSING", "Int64",
+           "check_names", "now"]
+
+
+# ---------------------------------------------------------------------------
+# Query semantics.  Simple filters, projections and sorts run here (fast);
+# anything else goes to mongomock, which defines the semantics.
+# ---------------------------------------------------------------------------
+
+import mongomock
+from mongomock import filtering as _mf
+from bson.objectid import ObjectId
+from bson.timestamp import Timestamp
+from pymongo.errors import OperationFailure as _OperationFailure
+import threading as _threading
+
+_NUM = (int, float)
+_SIMPLE_SCALARS = (str, datetime.datetime, ObjectId)
+
+
+def _bracket(v):
+    """A comparable type bracket for simple scalars, None if not simple."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, _NUM):
+        if isinstance(v, float) and v != v:
+            return None
+        return "num"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, datetime.datetime):
+        return "date"
+    if isinstance(v, ObjectId):
+        return "oid"
+    return None
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _compile_cond(field, cond):
+    """A predicate on one top-level field value, or raise _Fallback.
+
+    The predicate gets the field's value (MISSING when absent) and returns
+    True/False, or None when the value is not simple (array, document...),
+    meaning: ask mongomock for this document."""
+    if "." in field or field.startswith("$"):
+        raise _Fallback()
+    if isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond):
+        preds = []
+        for op, arg in cond.items():
+            preds.append(_compile_op(op, arg))
+        if len(preds) == 1:
+            return preds[0]
+
+        def all_of(v, preds=preds):
+            for p in preds:
+                r = p(v)
+                if r is not True:
+                    return r
+            return True
+        return all_of
+    return _compile_op("$eq", cond)
+
+
+def _compile_op(op, arg):
+    if op == "$eq":
+        if arg is None:
+            def eq_null(v):
+                if v is MISSING or v is None:
+                    return True
+                if isinstance(v, (list, dict)):
+                    return None
+                return False
+            return eq_null
+        b = _bracket(arg)
+        if b is None:
+            raise _Fallback()
+
+        def eq(v):
+            vb = _bracket(v)
+            if vb is None:
+                if v is MISSING or v is None:
+                    return False
+                return None
+            return vb == b and v == arg
+        return eq
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        b = _bracket(arg)
+        if b is None:
+            raise _Fallback()
+        import operator
+        f = {"$gt": operator.gt, "$gte": operator.ge,
+             "$lt": operator.lt, "$lte": operator.le}[op]
+
+        def cmp(v):
+            vb = _bracket(v)
+            if vb is None:
+                if v is MISSING or v is None:
+                    return False
+                return None
+            return vb == b and f(v, arg)
+        return cmp
+    if op == "$in":
+        if not isinstance(arg, list):
+            raise _Fallback()
+        keys = set()
+        has_null = False
+        for a in arg:
+            if a is None:
+                has_null = True
+                continue
+            if _bracket(a) is None:
+                raise _Fallback()
+            keys.add(id_key(a))
+
+        def isin(v):
+            if v is MISSING or v is None:
+                return has_null
+            if _bracket(v) is None:
+                return None
+            return id_key(v) in keys
+        return isin
+    if op == "$exists":
+        want = bool(arg) if not isinstance(arg, dict) else True
+
+        def exists(v):
+            return (v is not MISSING) == want
+        return exists
+    raise _Fallback()
+
+
+def compile_filter(spec):
+    """A function doc -> bool with MongoDB's matching for `spec`.  Simple
+    conditions on top-level fields are evaluated directly; documents whose
+    values are not simple, and filters that are not simple, go to mongomock."""
+    if not spec:
+        return None
+    try:
+        preds = []
+        for field, cond in spec.items():
+            if field == "$and" and isinstance(cond, list):
+                for sub in cond:
+                    for f2, c2 in sub.items():
+                        preds.append((f2, _compile_cond(f2, c2)))
+                continue
+            preds.append((field, _compile_cond(field, cond)))
+    except _Fallback:
+        return lambda doc: _filter_applies(spec, doc)
+
+    if len(preds) == 1:
+        (field, pred), = preds
+
+        def match_one(doc):
+            r = pred(doc.get(field, MISSING))
+            if r is None:
+                return _filter_applies(spec, doc)
+            return r
+        return match_one
+
+    def match(doc):
+        for field, pred in preds:
+            r = pred(doc.get(field, MISSING))
+            if r is None:
+                return _filter_applies(spec, doc)
+            if not r:
+                return False
+        return True
+    return match
+
+
+def _filter_applies(spec, doc):
+    try:
+        return _mf.filter_applies(spec, doc)
+    except _OperationFailure as e:
+        raise mongomock_error(e)
+    except NotImplementedError as e:
+        raise CommandError(238, "NotImplemented", str(e))
+
+
+def mongomock_error(e):
+    code = getattr(e, "code", None) or 2
+    names = {2: "BadValue", 9: "FailedToParse", 14: "TypeMismatch",
+             16837: "Location16837", 40324: "Location40324",
+             66: "ImmutableField", 40: "ConflictingUpdateOperators"}
+    return CommandError(code, names.get(code, "Location%d" % code)
+                        if code not in names else names[code], str(e))
+
+
+# -- projection ---------------------------------------------------------------
+
+def projection_plan(spec):
+    """(include: bool, fields: [dotted], keep_id: bool) for simple
+    inclusion/exclusion projections, else None."""
+    if not spec:
+        return None
+    include = None
+    keep_id = True
+    fields = []
+    for k, v in spec.items():
+        if isinstance(v, bool) or (isinstance(v, _NUM) and not isinstance(v, bool)):
+            on = bool(v)
+        else:
+            return None
+        if k == "_id":
+            keep_id = on
+            continue
+        if k.startswith("$") or ".$" in k:
+            return None
+        if include is None:
+            include = on
+        elif include != on:
+            raise CommandError(31254 if include else 31253,
+                               "Location31254" if include else "Location31253",
+                               "Cannot do %s in %s projection" %
+                               ("exclusion on field %s" % k if include else
+                                "inclusion on field %s" % k,
+                                "inclusion" if include else "exclusion"))
+        fields.append(k)
+    if include is None:
+        include = False
+    return include, fields, keep_id
+
+
+def _tree(fields):
+    t = {}
+    for f in fields:
+        node = t
+        parts = f.split(".")
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if nxt is True:
+                break
+            if nxt is None:
+                nxt = node[p] = {}
+            node = nxt
+        else:
+            node[parts[-1]] = True
+    return t
+
+
+def _include(value, tree):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = tree.get(k)
+            if sub is None:
+                continue
+            if sub is True:
+                out[k] = v
+            else:
+                r = _include(v, sub)
+                if r is not MISSING:
+                    out[k] = r
+        return out
+    if isinstance(value, list):
+        return [r for r in (_include(v, tree) for v in value
+                            if isinstance(v, (dict, list))) if r is not MISSING]
+    return MISSING
+
+
+def _exclude(value, tree):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = tree.get(k)
+            if sub is True:
+                continue
+            out[k] = v if sub is None else _exclude(v, sub)
+        return out
+    if isinstance(value, list):
+        return [_exclude(v, tree) for v in value]
+    return value
+
+
+def make_projector(spec):
+    """A function doc -> new doc for a simple projection, or None."""
+    plan = projection_plan(spec)
+    if plan is None:
+        return None
+    include, fields, keep_id = plan
+    if include:
+        tree = _tree(fields)
+        if keep_id:
+            tree.setdefault("_id", True)
+        top = [f for f in fields if "." not in f]
+        if len(top) == len(fields):
+            names = set(top)
+            if keep_id:
+                names.add("_id")
+
+            def inc_flat(doc):
+                return {k: v for k, v in doc.items() if k in names}
+            return inc_flat
+
+        def inc(doc):
+            return _include(doc, tree)
+        return inc
+    tree = _tree(fields)
+    if not keep_id:
+        tree["_id"] = True
+
+    def exc(doc):
+        return _exclude(doc, tree)
+    return exc
+
+
+_scratch = _threading.local()
+
+
+def scratch_collection():
+    c = getattr(_scratch, "coll", None)
+    if c is None:
+        c = mongomock.MongoClient().scratchdb.scratch
+        _scratch.coll = c
+    return c
+
+
+def find_projector(spec):
+    """Projection for find (supports $slice / $elemMatch through mongomock)."""
+    if not spec:
+        return None
+    p = make_projector(spec)
+    if p is not None:
+        return p
+    coll = scratch_collection()
+
+    def mm(doc):
+        try:
+            return coll._copy_only_fields(doc, copy.deepcopy(spec), dict)
+        except _OperationFailure as e:
+            raise mongomock_error(e)
+        except (ValueError, NotImplementedError) as e:
+            raise CommandError(2, "BadValue", str(e))
+    return mm
+
+
+# -- sort ---------------------------------------------------------------------
+
+def _sort_values(doc, path):
+    cur = [doc]
+    for part in path.split("."):
+        nxt = []
+        for c in cur:
+            if isinstance(c, dict):
+                if part in c:
+                    nxt.append(c[part])
+            elif isinstance(c, list):
+                if part.isdigit() and int(part) < len(c):
+                    nxt.append(c[int(part)])
+                for e in c:
+                    if isinstance(e, dict) and part in e:
+                        nxt.append(e[part])
+        cur = nxt
+    out = []
+    empty_array = False
+    for v in cur:
+        if isinstance(v, list):
+            if not v:
+                empty_array = True
+            out.extend(v)
+        else:
+            out.append(v)
+    return out, empty_array
+
+
+class _Key:
+    __slots__ = ("rank", "v")
+
+    def __init__(self, rank, v):
+        self.rank = rank
+        self.v = v
+
+    def __lt__(self, other):
+        if self.rank != other.rank:
+            return self.rank < other.rank
+        return _mf.bson_compare(lambda a, b: a < b, self.v, other.v)
+
+
+def sort_docs(items, sort_spec, get=lambda x: x):
+    """Sort in place-free fashion: returns a new list.  Arrays sort by their
+    smallest element ascending and their largest descending, as in MongoDB;
+    a missing field sorts as null."""
+    keys = list(sort_spec.items())
+    result = list(items)
+    for path, direction in reversed(keys):
+        if isinstance(direction, dict):
+            if direction.get("$meta"):
+                continue
+            raise CommandError(2, "BadValue", "Illegal key in $sort specification: %s" % direction)
+        try:
+            direction = int(direction)
+        except (TypeError, ValueError):
+            raise CommandError(15974, "Location15974",
+                               "Illegal key in $sort specification: %s: %s" % (path, direction))
+        if direction not in (1, -1):
+            raise CommandError(15975, "Location15975",
+                               "$sort key ordering must be 1 (for ascending) or -1 (for descending)")
+        if path == "$natural":
+            if direction < 0:
+                result.reverse()
+            continue
+        desc = direction < 0
+
+        def key(item, path=path, desc=desc):
+            vals, empty = _sort_values(get(item), path)
+            if not vals:
+                return _Key(0 if empty else 1, None)
+            best = vals[0]
+            for v in vals[1:]:
+                if desc:
+                    if _mf.bson_compare(lambda a, b: a > b, v, best):
+                        best = v
+                elif _mf.bson_compare(lambda a, b: a < b, v, best):
+                    best = v
+            return _Key(1, best)
+        result.sort(key=key, reverse=desc)
+    return result
+
+
+# -- updates ------------------------------------------------------------------
+
+def is_operator_update(u):
+    return isinstance(u, dict) and u and next(iter(u)).startswith("$")
+
+
+def apply_update(doc, spec_filter, update, array_filters=None, upsert=False):
+    """The document after `update` (operators) is applied to `doc`; with doc
+    None and upsert, the document an upsert would insert.  Runs mongomock on a
+    one-document scratch collection."""
+    coll = scratch_collection()
+    coll.delete_many({})
+    try:
+        if doc is not None:
+            coll.insert_one(copy.deepcopy(doc))
+            coll.update_one({"_id": doc["_id"]} if not _positional(update) else
+                            spec_filter, update, array_filters=array_filters)
+            new = coll.find_one({})
+        else:
+            coll.update_one(spec_filter, update, upsert=True,
+                            array_filters=array_filters)
+            new = coll.find_one({})
+    except _OperationFailure as e:
+        raise mongomock_error(e)
+    except NotImplementedError as e:
+        raise CommandError(238, "NotImplemented", str(e))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CommandError(2, "BadValue", "cannot apply update: %s" % e)
+    finally:
+        coll.delete_many({})
+    if new is None:
+        raise CommandError(2, "BadValue", "update produced no document")
+    if "_id" in new and next(iter(new)) != "_id":
+        new = dict([("_id", new["_id"])] + [(k, v) for k, v in new.items()
+                                              if k != "_id"])
+    return new
+
+
+def _positional(update):
+    for op, fields in update.items():
+        if isinstance(fields, dict):
+            for f in fields:
+                if ".$" in f or f.endswith("$"):
+                    return True
+    return False
+
+
+def apply_pipeline_update(doc, pipeline):
+    """An update given as an aggregation pipeline ($set, $unset, ...)."""
+    from mongomock import aggregate
+    allowed = {"$addFields", "$set", "$project", "$unset", "$replaceRoot",
+               "$replaceWith"}
+    docs = [copy.deepcopy(doc)]
+    for stage in pipeline:
+        name = next(iter(stage))
+        if name not in allowed:
+            raise CommandError(*INVALID_OPTIONS_PIPELINE,
+                               "%s is not allowed to be used within an update" % name)
+    try:
+        out = list(aggregate.process_pipeline(docs, None, pipeline_compat(pipeline), None))
+    except _OperationFailure as e:
+        raise mongomock_error(e)
+    except NotImplementedError as e:
+        raise CommandError(238, "NotImplemented", str(e))
+    new = out[0]
+    if "_id" not in new and "_id" in doc:
+        new = dict([("_id", doc["_id"])] + list(new.items()))
+    return new
+
+
+INVALID_OPTIONS_PIPELINE = (72, "InvalidOptions")
+
+
+def pipeline_compat(pipeline):
+    """Rewrite stages mongomock lacks into ones it has ($unset -> $project
+    exclusion, $replaceWith -> $replaceRoot)."""
+    out = []
+    for stage in pipeline:
+        name, arg = next(iter(stage.items()))
+        if name == "$unset":
+            fields = [arg] if isinstance(arg, str) else list(arg)
+            out.append({"$project": {f: 0 for f in fields}})
+        elif name == "$replaceWith":
+            out.append({"$replaceRoot": {"newRoot": arg}})
+        else:
+            out.append(stage)
+    return out
+
+
+def update_description(pre, post):
+    """updatedFields / removedFields / truncatedArrays between two versions of
+    a document, with dotted paths as a change stream reports them."""
+    updated = {}
+    removed = []
+    truncated = []
+
+    def walk(a, b, prefix):
+        for k, v in b.items():
+            path = prefix + k
+            if k not in a:
+                updated[path] = v
+                continue
+            old = a[k]
+            if _same(old, v):
+                continue
+            if isinstance(old, dict) and isinstance(v, dict) and v:
+                walk(old, v, path + ".")
+            elif isinstance(old, list) and isinstance(v, list):
+                arrays(old, v, path)
+            else:
+                updated[path] = v
+        for k in a:
+            if k not in b:
+                removed.append(prefix + k)
+
+    def arrays(old, new, path):
+        n = min(len(old), len(new))
+        if len(new) < len(old):
+            truncated.append({"field": path, "newSize": len(new)})
+        for i in range(n):
+            if not _same(old[i], new[i]):
+                if isinstance(old[i], dict) and isinstance(new[i], dict) and new[i]:
+                    walk(old[i], new[i], "%s.%d." % (path, i))
+                else:
+                    updated["%s.%d" % (path, i)] = new[i]
+        for i in range(n, len(new)):
+            updated["%s.%d" % (path, i)] = new[i]
+
+    walk(pre, post, "")
+    return {"updatedFields": updated, "removedFields": removed,
+            "truncatedArrays": truncated}
+
+
+def _same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (dict, list)):
+        return wire.encode({"v": a}) == wire.encode({"v": b})
+    return a == b
