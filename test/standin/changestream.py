@@ -28,6 +28,8 @@ Rules of this file:
   NonResumableChangeStreamError label as mongod's do.
 """
 
+import datetime
+import struct
 import time
 import uuid
 from collections.abc import Mapping
@@ -351,7 +353,70 @@ DEFAULT_FIRST_BATCH = 101
 DEFAULT_AWAIT_MS = 1000
 
 _encode = bson._dict_to_bson
+_I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
+_TS = struct.Struct("<II")      # BSON Timestamp: increment, then seconds
+
+
+# -- BSON by concatenation -------------------------------------------------------
+# Events are assembled from encoded pieces: the documents of an entry are
+# encoded once (oplog.py does it while journalling) and copied into every
+# event that shows them; names, namespaces and tokens are a few bytes each.
+
+def _bson_doc(parts):
+    body = b"".join(parts)
+    return _I32.pack(len(body) + 5) + body + b"\x00"
+
+
+def _element(name, value):
+    """One encoded element (type, name, value) of any BSON value."""
+    return _encode({name: value}, False, DEFAULT_CODEC_OPTIONS)[4:-1]
+
+
+def _raw(value):
+    """The encoded bytes of a document value (dict or RawBSONDocument)."""
+    if isinstance(value, RawBSONDocument):
+        return value.raw
+    return _encode(value, False, DEFAULT_CODEC_OPTIONS)
+
+
+def _raw_element(name_b, raw):
+    """A document element from encoded bytes, or null for None."""
+    if raw is None:
+        return b"\x0a" + name_b
+    return b"\x03" + name_b + raw
+
+
+def _string_element(name_b, value):
+    data = value.encode("utf-8")
+    return b"\x02" + name_b + _I32.pack(len(data) + 1) + data + b"\x00"
+
+
+def _token_bytes(key):
+    """{_data: hex} encoded; 45 bytes, its string 28 digits and a NUL."""
+    return (b"\x2d\x00\x00\x00\x02_data\x00\x1d\x00\x00\x00"
+            + ("82%08X%08X%08X%02X" % key).encode() + b"\x00\x00")
+
+
+_OPERATION_TYPE_ELEMENT = {op: _string_element(b"operationType\x00", name)
+                           for op, name in (("insert", "insert"), ("update", "update"),
+                                            ("replace", "replace"), ("delete", "delete"),
+                                            ("drop", "drop"), ("rename", "rename"),
+                                            ("dropDatabase", "dropDatabase"),
+                                            ("create", "create"),
+                                            ("createIndexes", "createIndexes"),
+                                            ("dropIndexes", "dropIndexes"),
+                                            ("collMod", "modify"), ("invalidate", "invalidate"))}
+_ns_bytes = {}
 _uuids = {}
+
+
+def _ns_raw(db, coll):
+    raw = _ns_bytes.get((db, coll))
+    if raw is None:
+        ns = {"db": db} if coll is None else {"db": db, "coll": coll}
+        raw = _ns_bytes[(db, coll)] = _encode(ns, False, DEFAULT_CODEC_OPTIONS)
+    return raw
 
 
 def _collection_uuid(db, coll):
@@ -359,8 +424,33 @@ def _collection_uuid(db, coll):
     ns = "%s.%s" % (db, coll)
     u = _uuids.get(ns)
     if u is None:
-        u = _uuids[ns] = Binary(uuid.uuid5(uuid.NAMESPACE_URL, "qleaf-standin:" + ns).bytes, 4)
+        u = _uuids[ns] = uuid.uuid5(uuid.NAMESPACE_URL, "qleaf-standin:" + ns).bytes
     return u
+
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def _wall_millis(entry, cache):
+    ms = cache.get("wall")
+    if ms is None:
+        wall = entry["wall"]
+        if wall.tzinfo is not None:
+            wall = wall.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        d = wall - _EPOCH
+        ms = cache["wall"] = (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+    return ms
+
+
+def _entry_doc(entry, cache, field):
+    """Encoded entry[field] ("doc", "pre", "key"), cached; None if absent."""
+    raw = cache.get(field)
+    if raw is None:
+        value = entry.get(field)
+        if value is None:
+            return None
+        raw = cache[field] = _raw(value)
+    return raw
 
 
 def _describe(entry):
@@ -522,7 +612,8 @@ class ChangeStreamCursor:
 
     def _build(self, seq, pending):
         """Append this stream's events of oplog entry seq to pending."""
-        entry, k, cache = self._oplog.at(seq)
+        oplog = self._oplog
+        entry, k, cache = oplog.at(seq)
         if self._verify is not None:
             if k == self._verify:
                 self._verify = None
@@ -532,24 +623,23 @@ class ChangeStreamCursor:
         invalidates = self._visible(entry, op)
         if invalidates is None:
             return
+        if cache is None:
+            cache = {}
+            oplog.set_cache(seq, cache)
         pos = self._pos
         key = (k[0], k[1], k[2], KIND_EVENT)
         if key > pos:
-            raw = self._event_bytes(seq, entry, op, key, cache)
-            pending.append((key, raw, False))
+            pending.append((key, self._event_bytes(entry, op, key, cache), False))
         if invalidates:
             ikey = (k[0], k[1], k[2], KIND_INVALIDATE)
             if ikey > pos:
-                cache = self._oplog.at(seq)[2]
-                raw = cache.get("invalidate") if cache else None
+                raw = cache.get("invalidate")
                 if raw is None:
-                    raw = _encode({"_id": make_token(ikey), "operationType": "invalidate",
-                                   "clusterTime": entry["ts"], "wallTime": entry["wall"]},
-                                  False, DEFAULT_CODEC_OPTIONS)
-                    if cache is None:
-                        cache = {}
-                        self._oplog.set_cache(seq, cache)
-                    cache["invalidate"] = raw
+                    ts = entry["ts"]
+                    raw = cache["invalidate"] = _bson_doc((
+                        b"\x03_id\x00", _token_bytes(ikey), _OPERATION_TYPE_ELEMENT["invalidate"],
+                        b"\x11clusterTime\x00", _TS.pack(ts.inc, ts.time),
+                        b"\x09wallTime\x00", _I64.pack(_wall_millis(entry, cache))))
                 if self._stages:
                     raw = self._run_stages(raw, ikey)
                 pending.append((ikey, raw, True))
@@ -585,7 +675,7 @@ class ChangeStreamCursor:
             return db == self.db
         return db not in _INTERNAL_DBS
 
-    def _event_bytes(self, seq, entry, op, key, cache):
+    def _event_bytes(self, entry, op, key, cache):
         if not entry.get("preImages"):
             if op == "update" and self._fd == "required":
                 raise _error(_NO_MATCHING_DOCUMENT, "Change stream was configured to require a "
@@ -596,15 +686,11 @@ class ChangeStreamCursor:
                              "pre-image for all update, delete and replace events, but the "
                              "pre-image was not found for event: " + _describe(entry))
         if op == "update" and self._fd == "updateLookup":
-            raw = _encode(self._event_doc(entry, op, key), False, DEFAULT_CODEC_OPTIONS)
+            raw = self._event(entry, op, key, cache)
         else:
-            raw = cache.get(self._variant) if cache is not None else None
+            raw = cache.get(self._variant)
             if raw is None:
-                raw = _encode(self._event_doc(entry, op, key), False, DEFAULT_CODEC_OPTIONS)
-                if cache is None:
-                    cache = {}
-                    self._oplog.set_cache(seq, cache)
-                cache[self._variant] = raw
+                raw = cache[self._variant] = self._event(entry, op, key, cache)
         if self._stages:
             raw = self._run_stages(raw, key)
         return raw
@@ -623,39 +709,45 @@ class ChangeStreamCursor:
                          _NON_RESUMABLE)
         return _encode(doc, False, DEFAULT_CODEC_OPTIONS)
 
-    def _event_doc(self, entry, op, key):
-        """The change event of an entry, fields in mongod's order."""
+    def _event(self, entry, op, key, cache):
+        """The encoded change event of an entry, fields in mongod's order."""
         db = entry["db"]
         coll = entry.get("coll")
+        ts = entry["ts"]
         expanded = self._expanded
-        ev = {"_id": make_token(key), "operationType": _OPERATION_TYPE[op],
-              "clusterTime": entry["ts"]}
+        parts = [b"\x03_id\x00", _token_bytes(key), _OPERATION_TYPE_ELEMENT[op],
+                 b"\x11clusterTime\x00", _TS.pack(ts.inc, ts.time)]
         if expanded and op != "dropDatabase":
-            ev["collectionUUID"] = _collection_uuid(db, coll)
-        ev["wallTime"] = entry["wall"]
-        if op in _CRUD:
-            doc_key = entry.get("key") or {"_id": (entry.get("doc") or entry.get("pre") or {})
-                                           .get("_id")}
+            parts.append(b"\x05collectionUUID\x00\x10\x00\x00\x00\x04" + _collection_uuid(db, coll))
+        parts.append(b"\x09wallTime\x00" + _I64.pack(_wall_millis(entry, cache)))
+        crud = op in _CRUD
+        if crud:
+            doc_key = _entry_doc(entry, cache, "key")
+            if doc_key is None:
+                doc = entry.get("doc") or entry.get("pre") or {}
+                doc_key = cache["key"] = _raw({"_id": doc.get("_id")})
         if op == "insert" or op == "replace":
-            ev["fullDocument"] = entry.get("doc")
+            parts.append(_raw_element(b"fullDocument\x00", _entry_doc(entry, cache, "doc")))
         elif op == "update" and self._fd != "default":
             if self._fd == "updateLookup":
-                ev["fullDocument"] = self._server.store.lookup(db, coll, doc_key["_id"])
+                id_value = (entry.get("key") or entry.get("doc") or {}).get("_id")
+                current = self._server.store.lookup(db, coll, id_value)
+                parts.append(_raw_element(b"fullDocument\x00",
+                                          None if current is None else _raw(current)))
+            elif entry.get("preImages"):
+                parts.append(_raw_element(b"fullDocument\x00", _entry_doc(entry, cache, "doc")))
             else:
-                ev["fullDocument"] = entry.get("doc") if entry.get("preImages") else None
-        if op == "dropDatabase":
-            ev["ns"] = {"db": db}
-        else:
-            ev["ns"] = {"db": db, "coll": coll}
+                parts.append(b"\x0afullDocument\x00")
+        parts.append(b"\x03ns\x00" + _ns_raw(db, None if op == "dropDatabase" else coll))
         if op == "rename":
             to = entry.get("to") or {}
-            ev["to"] = {"db": to.get("db"), "coll": to.get("coll")}
-        if op in _CRUD:
-            ev["documentKey"] = doc_key
+            parts.append(b"\x03to\x00" + _ns_raw(to.get("db"), to.get("coll")))
+        if crud:
+            parts.append(b"\x03documentKey\x00" + doc_key)
         if expanded:
             desc = self._operation_description(entry, op)
             if desc is not None:
-                ev["operationDescription"] = desc
+                parts.append(_element("operationDescription", desc))
         if op == "update":
             upd = entry.get("upd") or {}
             ud = {"updatedFields": upd.get("updatedFields", {}),
@@ -663,15 +755,16 @@ class ChangeStreamCursor:
                   "truncatedArrays": upd.get("truncatedArrays", [])}
             if expanded:
                 ud["disambiguatedPaths"] = upd.get("disambiguatedPaths", {})
-            ev["updateDescription"] = ud
+            parts.append(_element("updateDescription", ud))
         if expanded and op == "create":
-            ev["nsType"] = "collection"
+            parts.append(_string_element(b"nsType\x00", "collection"))
         if "txnOpIndex" in entry:
-            ev["lsid"] = entry["lsid"]
-            ev["txnNumber"] = entry["txnNumber"]
+            parts.append(_element("lsid", entry["lsid"]))
+            parts.append(b"\x12txnNumber\x00" + _I64.pack(int(entry["txnNumber"])))
         if self._fdbc != "off" and op in _PRE_IMAGE_OPS:
-            ev["fullDocumentBeforeChange"] = entry.get("pre") if entry.get("preImages") else None
-        return ev
+            pre = _entry_doc(entry, cache, "pre") if entry.get("preImages") else None
+            parts.append(_raw_element(b"fullDocumentBeforeChange\x00", pre))
+        return _bson_doc(parts)
 
     @staticmethod
     def _operation_description(entry, op):

@@ -77,7 +77,11 @@ class Journal:
 
     def append(self, entries):
         """Make entries durable: one frame, one os.write, before returning."""
-        payload = b"".join([_encode(e, False, DEFAULT_CODEC_OPTIONS) for e in entries])
+        self.append_encoded([_encode(e, False, DEFAULT_CODEC_OPTIONS) for e in entries])
+
+    def append_encoded(self, docs):
+        """Like append, for entries already encoded as BSON."""
+        payload = b"".join(docs)
         self._write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
         self.frames += 1
 

@@ -23,11 +23,15 @@ import datetime
 import threading
 import time
 
+import bson
 from bson import Int64, Timestamp
+from bson.codec_options import DEFAULT_CODEC_OPTIONS
+from bson.raw_bson import RawBSONDocument
 
 from .journal import Journal
 
 DEFAULT_MAX_EVENTS = 100000
+_encode = bson._dict_to_bson
 
 
 def _next_ts(last):
@@ -120,16 +124,23 @@ class Oplog:
                     e["wall"] = wall
                 keys.append((last.time, last.inc, 0))
             self._last = last
+        caches = None
         if self.journal is not None:
-            self.journal.append(entries)
-        self._publish(entries, keys)
+            caches = []
+            records = []
+            for e in entries:
+                cache, record = _encode_entry(e)
+                caches.append(cache)
+                records.append(record)
+            self.journal.append_encoded(records)
+        self._publish(entries, keys, caches)
         self.lock.notify_all()
         return self._last
 
-    def _publish(self, entries, keys):
+    def _publish(self, entries, keys, caches=None):
         self._entries.extend(entries)
         self._keys.extend(keys)
-        self._cache.extend([None] * len(entries))
+        self._cache.extend(caches or [None] * len(entries))
         end = self._base + len(self._entries)
         if end - self._first > self.max_events:
             lo = self._first - self._base
@@ -211,6 +222,28 @@ class Oplog:
 
     def __len__(self):
         return self.end_seq - self._first
+
+
+_DOC_FIELDS = ("doc", "pre", "key")
+
+
+def _encode_entry(entry):
+    """(cache, BSON record) of an entry: its documents are encoded once, for
+    the journal and for every change event that shows them."""
+    cache = {}
+    record = entry
+    for field in _DOC_FIELDS:
+        value = entry.get(field)
+        if value is not None:
+            if isinstance(value, RawBSONDocument):
+                raw = value.raw
+            else:
+                raw = _encode(value, False, DEFAULT_CODEC_OPTIONS)
+                if record is entry:
+                    record = dict(entry)
+                record[field] = RawBSONDocument(raw)
+            cache[field] = raw
+    return cache, _encode(record, False, DEFAULT_CODEC_OPTIONS)
 
 
 def _wall_now():
