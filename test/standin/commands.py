@@ -711,11 +711,14 @@ def cmd_insert(ctx):
                 raise CommandError(2, "BadValue", "can't use an array for _id")
             if raw is not None and len(raw) > wire.MAX_BSON_OBJECT_SIZE:
                 raise CommandError(10334, "BSONObjectTooLarge", "object to insert too large")
+            ctx.view.before_write(c, id_key(doc["_id"]))
             c.insert(doc, raw)
             ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                                  preImages=pre))
             n += 1
         except CommandError as e:
+            if e.code == E.WRITE_CONFLICT[0]:
+                raise             # a command error in mongod, not a write error
             errors.append(_write_error(i, e))
             if ordered:
                 break
@@ -743,6 +746,7 @@ def _modify(ctx, c, pair, new_doc, pre_flag):
     if raw == pair[1]:
         return False
     key = id_key(old["_id"])
+    ctx.view.before_write(c, key)
     c.replace(key, new_doc, raw)
     return True
 
@@ -765,7 +769,10 @@ def _update_one_doc(ctx, c, pair, q, u, array_filters):
         e = _entry(op, c, key={"_id": old["_id"]}, doc=stored, pre=old,
                    preImages=_pre_images(c))
         if op == "update":
-            e["upd"] = storage.update_description(old, stored)
+            if isinstance(u, list):
+                e["upd"] = storage.update_description(old, stored)
+            else:
+                e["upd"] = storage.update_description_ops(old, stored, u)
         ctx.view.emit(e)
     return changed
 
@@ -844,12 +851,15 @@ def cmd_update(ctx):
             elif spec.get("upsert"):
                 c = ctx.view.ensure(ctx.db, name)
                 doc = _upsert_doc(ctx, q, u, af)
+                ctx.view.before_write(c, id_key(doc["_id"]))
                 c.insert(doc)
                 ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                                      preImages=_pre_images(c)))
                 n += 1
                 upserted.append({"index": i, "_id": doc["_id"]})
         except CommandError as e:
+            if e.code == E.WRITE_CONFLICT[0]:
+                raise             # a command error in mongod, not a write error
             errors.append(_write_error(i, e))
             if ordered:
                 break
@@ -885,11 +895,14 @@ def cmd_delete(ctx):
                 matches = matches[:1]
             pre = _pre_images(c)
             for doc, _raw in matches:
+                ctx.view.before_write(c, id_key(doc["_id"]))
                 c.delete(id_key(doc["_id"]))
                 ctx.view.emit(_entry("delete", c, key={"_id": doc["_id"]}, pre=doc,
                                      preImages=pre))
                 n += 1
         except CommandError as e:
+            if e.code == E.WRITE_CONFLICT[0]:
+                raise             # a command error in mongod, not a write error
             errors.append(_write_error(i, e))
             if ordered:
                 break
@@ -930,6 +943,7 @@ def cmd_find_and_modify(ctx):
         pair = matches[0]
         old = pair[0]
         if remove:
+            ctx.view.before_write(c, id_key(old["_id"]))
             c.delete(id_key(old["_id"]))
             ctx.view.emit(_entry("delete", c, key={"_id": old["_id"]}, pre=old,
                                  preImages=_pre_images(c)))
@@ -942,6 +956,7 @@ def cmd_find_and_modify(ctx):
     elif upsert and not remove:
         c = ctx.view.ensure(ctx.db, name)
         doc = _upsert_doc(ctx, q, u, af)
+        ctx.view.before_write(c, id_key(doc["_id"]))
         c.insert(doc)
         ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                              preImages=_pre_images(c)))

@@ -107,6 +107,8 @@ class Cursor:
         return self.pos >= self.end
 
     def next_batch(self, batch_size, first):
+        if first and batch_size == 0:
+            return []
         if batch_size is None:
             batch_size = DEFAULT_FIRST_BATCH if first else 0
         out = []

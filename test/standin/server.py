@@ -166,8 +166,8 @@ class Server:
                     break
                 if msg is None:
                     break
-                request_id, op_code, data = msg
-                out = self.handle_message(conn, request_id, op_code, data)
+                request_id, op_code, data, header = msg
+                out = self.handle_message(conn, request_id, op_code, data, header)
                 if out is False:
                     break
                 if out:
@@ -183,11 +183,11 @@ class Server:
                 pass
             self.log("connection %d closed" % conn.id)
 
-    def handle_message(self, conn, request_id, op_code, data):
+    def handle_message(self, conn, request_id, op_code, data, header=b""):
         """Returns the frames to send, None for no reply, False to close."""
         if op_code == wire.OP_MSG:
             try:
-                msg = wire.parse_op_msg(data)
+                msg = wire.parse_op_msg(data, header)
             except wire.ProtocolError as e:
                 self.log("connection %d: bad OP_MSG: %s" % (conn.id, e))
                 reply = commands.error_reply(
@@ -223,7 +223,7 @@ class Server:
             if not q.collection.endswith(".$cmd") or \
                     name not in ("hello", "isMaster", "ismaster"):
                 reply = commands.error_reply(self, CommandError(
-                    5739101, "Location5739101",
+                    352, "UnsupportedOpQueryCommand",
                     "OP_QUERY is no longer supported. The client driver may require an "
                     "upgrade."))
                 return wire.frame_op_reply(request_id, [b"".join(reply)])

@@ -21,6 +21,7 @@ from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 
 from . import wire
+from .errors import code_name
 from .errors import CommandError, DUPLICATE_KEY, NAMESPACE_EXISTS, \
     NAMESPACE_NOT_FOUND, INVALID_NAMESPACE, BAD_VALUE
 
@@ -394,16 +395,28 @@ from bson.timestamp import Timestamp
 from pymongo.errors import OperationFailure as _OperationFailure
 import threading as _threading
 
+import decimal as _decimal
+
 _NUM = (int, float)
+
+
+def _plain(v):
+    """Decimal128 as decimal.Decimal (which compares with int and float)."""
+    if isinstance(v, Decimal128):
+        return v.to_decimal()
+    return v
+
+
 _SIMPLE_SCALARS = (str, datetime.datetime, ObjectId)
 
 
 def _bracket(v):
-    """A comparable type bracket for simple scalars, None if not simple."""
+    """A comparable type bracket for simple scalars, None if not simple.
+    Decimal128 values must have gone through _plain() first."""
     if isinstance(v, bool):
         return "bool"
-    if isinstance(v, _NUM):
-        if isinstance(v, float) and v != v:
+    if isinstance(v, _NUM) or isinstance(v, _decimal.Decimal):
+        if v != v:
             return None
         return "num"
     if isinstance(v, str):
@@ -445,6 +458,7 @@ def _compile_cond(field, cond):
 
 
 def _compile_op(op, arg):
+    arg = _plain(arg)
     if op == "$eq":
         if arg is None:
             def eq_null(v):
@@ -459,6 +473,7 @@ def _compile_op(op, arg):
             raise _Fallback()
 
         def eq(v):
+            v = _plain(v)
             vb = _bracket(v)
             if vb is None:
                 if v is MISSING or v is None:
@@ -475,6 +490,7 @@ def _compile_op(op, arg):
              "$lt": operator.lt, "$lte": operator.le}[op]
 
         def cmp(v):
+            v = _plain(v)
             vb = _bracket(v)
             if vb is None:
                 if v is MISSING or v is None:
@@ -491,14 +507,14 @@ def _compile_op(op, arg):
             if a is None:
                 has_null = True
                 continue
-            if _bracket(a) is None:
+            if _bracket(_plain(a)) is None:
                 raise _Fallback()
             keys.add(id_key(a))
 
         def isin(v):
             if v is MISSING or v is None:
                 return has_null
-            if _bracket(v) is None:
+            if _bracket(_plain(v)) is None:
                 return None
             return id_key(v) in keys
         return isin
@@ -560,12 +576,19 @@ def _filter_applies(spec, doc):
 
 
 def mongomock_error(e):
-    code = getattr(e, "code", None) or 2
-    names = {2: "BadValue", 9: "FailedToParse", 14: "TypeMismatch",
-             16837: "Location16837", 40324: "Location40324",
-             66: "ImmutableField", 40: "ConflictingUpdateOperators"}
-    return CommandError(code, names.get(code, "Location%d" % code)
-                        if code not in names else names[code], str(e))
+    """A CommandError with MongoDB's code for an error mongomock raised."""
+    code = getattr(e, "code", None)
+    msg = str(e)
+    if not code:
+        if "immutable" in msg:
+            code = 66
+        elif "non-numeric" in msg or "non-array" in msg or "must be an array" in msg:
+            code = 14
+        elif "conflict" in msg.lower():
+            code = 40
+        else:
+            code = 2
+    return CommandError(code, code_name(code), msg)
 
 
 # -- projection ---------------------------------------------------------------
@@ -809,6 +832,7 @@ def apply_update(doc, spec_filter, update, array_filters=None, upsert=False):
     """The document after `update` (operators) is applied to `doc`; with doc
     None and upsert, the document an upsert would insert.  Runs mongomock on a
     one-document scratch collection."""
+    _check_update_types(doc, update)
     coll = scratch_collection()
     coll.delete_many({})
     try:
@@ -835,6 +859,94 @@ def apply_update(doc, spec_filter, update, array_filters=None, upsert=False):
         new = dict([("_id", new["_id"])] + [(k, v) for k, v in new.items()
                                               if k != "_id"])
     return new
+
+
+_ARITH = {"$inc": "increment", "$mul": "multiply"}
+
+
+def _is_number(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
+        isinstance(v, Decimal128)
+
+
+def _check_update_types(doc, update):
+    """MongoDB's TypeMismatch checks that mongomock lacks ($inc/$mul on a
+    non-number, $push/$pull on a non-array)."""
+    for op, fields in update.items():
+        if not isinstance(fields, dict):
+            raise CommandError(9, "FailedToParse",
+                               "Modifiers operate on fields but we found type %s "
+                               "instead." % type(fields).__name__)
+        for path, arg in fields.items():
+            if op in _ARITH:
+                if not _is_number(arg):
+                    raise CommandError(14, "TypeMismatch",
+                                       "Cannot %s with non-numeric argument: {%s: %s}"
+                                       % (_ARITH[op], path, format_value(arg)))
+                if doc is not None and "$" not in path:
+                    cur = get_path(doc, path)
+                    if cur is not MISSING and not _is_number(cur):
+                        raise CommandError(14, "TypeMismatch",
+                                           "Cannot apply %s to a value of non-numeric "
+                                           "type. {_id: %s} has the field '%s' of "
+                                           "non-numeric type %s"
+                                           % (op, format_value(doc.get("_id")),
+                                              path.split(".")[-1], bson_type_name(cur)))
+            elif op in ("$push", "$addToSet", "$pull", "$pullAll", "$pop"):
+                if doc is not None and "$" not in path:
+                    cur = get_path(doc, path)
+                    if cur is not MISSING and not isinstance(cur, list):
+                        raise CommandError(14 if op != "$pop" else 14, "TypeMismatch",
+                                           "The field '%s' must be an array but is of "
+                                           "type %s in document {_id: %s}"
+                                           % (path, bson_type_name(cur),
+                                              format_value(doc.get("_id"))))
+
+
+def bson_type_name(v):
+    """The $type name of a value ("missing" for MISSING)."""
+    from bson.regex import Regex
+    from bson.code import Code
+    from bson.min_key import MinKey
+    from bson.max_key import MaxKey
+    import re as _re
+    if v is MISSING:
+        return "missing"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, Int64):
+        return "long"
+    if isinstance(v, int):
+        return "int" if -2 ** 31 <= v < 2 ** 31 else "long"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, Decimal128):
+        return "decimal"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, dict):
+        return "object"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, datetime.datetime):
+        return "date"
+    if isinstance(v, ObjectId):
+        return "objectId"
+    if isinstance(v, Timestamp):
+        return "timestamp"
+    if isinstance(v, (bytes, Binary)):
+        return "binData"
+    if isinstance(v, (Regex, _re.Pattern)):
+        return "regex"
+    if isinstance(v, Code):
+        return "javascriptWithScope" if v.scope else "javascript"
+    if isinstance(v, MinKey):
+        return "minKey"
+    if isinstance(v, MaxKey):
+        return "maxKey"
+    return "object"
 
 
 def _positional(update):
@@ -888,6 +1000,67 @@ def pipeline_compat(pipeline):
     return out
 
 
+_WHOLE_ARRAY_OPS = {"$pop", "$pull", "$pullAll"}
+_APPEND_OPS = {"$push", "$addToSet"}
+
+
+def update_description_ops(pre, post, update):
+    """updatedFields / removedFields / truncatedArrays of an update made with
+    operators, as MongoDB logs it: each path an operator names is reported
+    whole (a new field at its first new ancestor), $push / $addToSet report
+    the appended elements ("arr.3"), $pop / $pull report the whole array."""
+    updated = {}
+    removed = []
+    for op, fields in update.items():
+        if not isinstance(fields, dict):
+            continue
+        for path, arg in fields.items():
+            if op == "$rename":
+                targets = [(path, True), (arg, False)]
+            else:
+                targets = [(path, op == "$unset")]
+            for p, is_removal in targets:
+                if "$" in p:
+                    # positional: diff the top-level field
+                    top = p.split(".")[0]
+                    sub = update_description(
+                        {top: pre[top]} if top in pre else {},
+                        {top: post[top]} if top in post else {})
+                    updated.update(sub["updatedFields"])
+                    removed.extend(sub["removedFields"])
+                    continue
+                before = get_path(pre, p)
+                after = get_path(post, p)
+                if is_removal:
+                    if before is not MISSING and after is MISSING:
+                        removed.append(p)
+                    continue
+                if after is MISSING or (before is not MISSING and _same(before, after)):
+                    continue
+                if before is MISSING:
+                    parts = p.split(".")
+                    for i in range(1, len(parts) + 1):
+                        anc = ".".join(parts[:i])
+                        if get_path(pre, anc) is MISSING:
+                            updated[anc] = get_path(post, anc)
+                            break
+                    continue
+                if op in _APPEND_OPS and isinstance(before, list) and \
+                        isinstance(after, list) and len(after) >= len(before) and \
+                        all(_same(a, b) for a, b in zip(before, after)):
+                    for i in range(len(before), len(after)):
+                        updated["%s.%d" % (p, i)] = after[i]
+                    continue
+                updated[p] = after
+    # a path and one of its ancestors: keep the ancestor only
+    for k in list(updated):
+        parts = k.split(".")
+        if any(".".join(parts[:i]) in updated for i in range(1, len(parts))):
+            del updated[k]
+    return {"updatedFields": updated, "removedFields": removed,
+            "truncatedArrays": []}
+
+
 def update_description(pre, post):
     """updatedFields / removedFields / truncatedArrays between two versions of
     a document, with dotted paths as a change stream reports them."""
@@ -938,3 +1111,71 @@ def _same(a, b):
     if isinstance(a, (dict, list)):
         return wire.encode({"v": a}) == wire.encode({"v": b})
     return a == b
+
+
+# ---------------------------------------------------------------------------
+# Where mongomock differs from MongoDB in what the extension relies on.
+# ---------------------------------------------------------------------------
+
+def _patch_mongomock():
+    from mongomock import aggregate as mm_aggregate
+    from bson.regex import Regex
+    import re as _re
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, (bool, Int64)) and \
+            -2 ** 31 <= v < 2 ** 31
+
+    def is_long(v):
+        return isinstance(v, Int64) or (isinstance(v, int) and not isinstance(v, bool)
+                                        and not is_int(v))
+    fixes = {
+        "int": is_int,
+        "long": is_long,
+        "null": lambda v: v is None,
+        "regex": lambda v: isinstance(v, (Regex, _re.Pattern)),
+        "timestamp": lambda v: isinstance(v, Timestamp),
+        "binData": lambda v: isinstance(v, (bytes, Binary)),
+    }
+    tm = _mf.TYPE_MAP
+    tm.update(fixes)
+    numbers = {1: "double", 2: "string", 3: "object", 4: "array", 5: "binData",
+               7: "objectId", 8: "bool", 9: "date", 10: "null", 11: "regex",
+               16: "int", 17: "timestamp", 18: "long", 19: "decimal"}
+    for n, name in numbers.items():
+        tm[n] = tm[name]
+
+    # The $type aggregation expression.
+    if "$type" not in mm_aggregate.type_convertion_operators:
+        mm_aggregate.type_convertion_operators.append("$type")
+        orig = mm_aggregate._Parser._handle_type_convertion_operator
+
+        def handle(self, operator, values):
+            if operator == "$type":
+                if isinstance(values, list):
+                    if len(values) != 1:
+                        raise _OperationFailure(
+                            "Expression $type takes exactly 1 arguments. %d were "
+                            "passed in." % len(values))
+                    values = values[0]
+                try:
+                    v = self.parse(values)
+                except KeyError:
+                    return "missing"
+                if v is mm_aggregate.NOTHING if hasattr(mm_aggregate, "NOTHING") else False:
+                    return "missing"
+                return bson_type_name(v)
+            return orig(self, operator, values)
+        mm_aggregate._Parser._handle_type_convertion_operator = handle
+
+    # $group over no input gives no groups (mongomock gives one for _id null).
+    orig_group = mm_aggregate._PIPELINE_HANDLERS["$group"]
+
+    def group(in_collection, database, options):
+        if not in_collection:
+            return []
+        return orig_group(in_collection, database, options)
+    mm_aggregate._PIPELINE_HANDLERS["$group"] = group
+
+
+_patch_mongomock()

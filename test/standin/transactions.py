@@ -58,13 +58,18 @@ class StoreView:
     def emit(self, entry):
         self.entries.append(entry)
 
+    def before_write(self, coll, key):
+        pass
+
 
 class Transaction:
     """The private state of one open transaction."""
 
-    def __init__(self, store, txn_number):
+    def __init__(self, store, txn_number, registry=None):
         self.store = store
         self.txn_number = txn_number
+        self.registry = registry if registry is not None else {}
+        self.locks = set()
         self.shadows = {}         # (db, coll) -> Collection or None
         self.entries = []
         self.state = "in_progress"
@@ -76,6 +81,12 @@ class Transaction:
             real = self.store.get(db, coll)
             self.shadows[k] = real.clone() if real is not None else None
         return self.shadows[k]
+
+    def release(self):
+        for lk in self.locks:
+            if self.registry.get(lk) is self:
+                del self.registry[lk]
+        self.locks = set()
 
     def collections(self, db):
         out = dict(self.store.collections(db))
@@ -123,6 +134,25 @@ class TxnView:
     def emit(self, entry):
         self.entries.append(entry)
 
+    def before_write(self, coll, key):
+        """WriteConflict (112) when another open transaction wrote this
+        document, or someone changed it since this transaction's snapshot."""
+        txn = self.txn
+        lk = (coll.db, coll.name, key)
+        if lk in txn.locks:
+            return
+        owner = txn.registry.get(lk)
+        real = self.store.get(coll.db, coll.name)
+        real_pair = real.docs.get(key) if real is not None else None
+        if (owner is not None and owner is not txn and owner.state == "in_progress") \
+                or coll.docs.get(key) is not real_pair:
+            raise CommandError(112, "WriteConflict",
+                               "WriteConflict error: this operation conflicted with "
+                               "another operation. Please retry your operation or "
+                               "multi-document transaction.", labels=[TRANSIENT])
+        txn.locks.add(lk)
+        txn.registry[lk] = txn
+
 
 class Session:
     def __init__(self, key, lsid):
@@ -139,6 +169,7 @@ class Sessions:
     def __init__(self, server):
         self.server = server
         self.sessions = {}
+        self.doc_locks = {}       # (db, coll, id key) -> Transaction
 
     def get(self, lsid):
         key = lsid_key(lsid)
@@ -157,6 +188,7 @@ class Sessions:
             s = self.sessions.pop(key, None)
             if s is not None and s.txn is not None and s.txn.state == "in_progress":
                 s.txn.state = "aborted"
+                s.txn.release()
             self.server.cursors.kill_session(key)
 
     # -- transaction state machine ----------------------------------------
@@ -176,8 +208,9 @@ class Sessions:
                                    % (txn_number, session.txn_number))
             if session.txn is not None and session.txn.state == "in_progress":
                 session.txn.state = "aborted"
+                session.txn.release()
             session.txn_number = txn_number
-            session.txn = Transaction(self.server.store, txn_number)
+            session.txn = Transaction(self.server.store, txn_number, self.doc_locks)
             return session.txn
         txn = session.txn
         if txn is None or txn.txn_number != txn_number or \
@@ -213,6 +246,7 @@ class Sessions:
         txn.state = "committed"
         entries = txn.entries
         txn.shadows = {}
+        txn.release()
         if not entries:
             return None
         store = self.server.store
@@ -238,3 +272,4 @@ class Sessions:
         txn.state = "aborted"
         txn.shadows = {}
         txn.entries.clear()
+        txn.release()

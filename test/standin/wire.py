@@ -81,7 +81,8 @@ def read_exact(sock, n):
 
 
 def read_message(sock):
-    """Return (request_id, op_code, body bytes), or None at end of stream."""
+    """Return (request_id, op_code, body bytes, header bytes), or None at end
+    of stream."""
     header = read_exact(sock, 16)
     if header is None:
         return None
@@ -93,7 +94,7 @@ def read_message(sock):
     if body is None:
         raise ProtocolError("connection closed in the middle of a message",
                             fatal=True)
-    return request_id, op_code, body
+    return request_id, op_code, body, header
 
 
 def _doc_at(data, pos, end):
@@ -119,6 +120,28 @@ def _cstring_at(data, pos, end):
         raise ProtocolError("string is not valid UTF-8")
 
 
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as OP_MSG checksums use."""
+    crc = 0xFFFFFFFF
+    table = _CRC_TABLE
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
 class Message:
     """A parsed OP_MSG: the command body and the document sequences."""
 
@@ -130,7 +153,9 @@ class Message:
         self.sequences = sequences    # {identifier: [(raw, dict), ...]}
 
 
-def parse_op_msg(data):
+def parse_op_msg(data, header_bytes=b""):
+    """Parse an OP_MSG body; header_bytes (the 16-byte header) is needed only
+    to verify a checksum."""
     end = len(data)
     if end < 5:
         raise ProtocolError("OP_MSG too short")
@@ -140,6 +165,11 @@ def parse_op_msg(data):
                             % (flags & 0xFFFF & ~_MSG_KNOWN_REQUIRED))
     if flags & MSG_CHECKSUM_PRESENT:
         end -= 4
+        if end < 5:
+            raise ProtocolError("OP_MSG too short for its checksum")
+        (want,) = _UINT32.unpack_from(data, end)
+        if crc32c(header_bytes + data[:end]) != want:
+            raise ProtocolError("OP_MSG checksum mismatch")
     pos = 4
     body = None
     sequences = {}
