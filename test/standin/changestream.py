@@ -36,10 +36,10 @@ from collections.abc import Mapping
 
 import bson
 from bson import Binary, Timestamp
-from bson.codec_options import DEFAULT_CODEC_OPTIONS
 from bson.raw_bson import RawBSONDocument
 
 from .errors import CommandError
+from .journal import CODEC
 
 # -- codes not (yet) in errors.py ---------------------------------------------
 _BAD_VALUE = (2, "BadValue")
@@ -370,14 +370,14 @@ def _bson_doc(parts):
 
 def _element(name, value):
     """One encoded element (type, name, value) of any BSON value."""
-    return _encode({name: value}, False, DEFAULT_CODEC_OPTIONS)[4:-1]
+    return _encode({name: value}, False, CODEC)[4:-1]
 
 
 def _raw(value):
     """The encoded bytes of a document value (dict or RawBSONDocument)."""
     if isinstance(value, RawBSONDocument):
         return value.raw
-    return _encode(value, False, DEFAULT_CODEC_OPTIONS)
+    return _encode(value, False, CODEC)
 
 
 def _raw_element(name_b, raw):
@@ -415,7 +415,7 @@ def _ns_raw(db, coll):
     raw = _ns_bytes.get((db, coll))
     if raw is None:
         ns = {"db": db} if coll is None else {"db": db, "coll": coll}
-        raw = _ns_bytes[(db, coll)] = _encode(ns, False, DEFAULT_CODEC_OPTIONS)
+        raw = _ns_bytes[(db, coll)] = _encode(ns, False, CODEC)
     return raw
 
 
@@ -696,7 +696,7 @@ class ChangeStreamCursor:
         return raw
 
     def _run_stages(self, raw, key):
-        docs = run_stages(self._stages, [bson.decode(raw)])
+        docs = run_stages(self._stages, [bson.decode(raw, CODEC)])
         if not docs:
             return None
         doc = docs[0]
@@ -707,7 +707,7 @@ class ChangeStreamCursor:
                          "transformations that retain the unmodified _id field are allowed. "
                          "Expected: %s but found: %s" % (make_token(key), doc.get("_id", "MISSING")),
                          _NON_RESUMABLE)
-        return _encode(doc, False, DEFAULT_CODEC_OPTIONS)
+        return _encode(doc, False, CODEC)
 
     def _event(self, entry, op, key, cache):
         """The encoded change event of an entry, fields in mongod's order."""

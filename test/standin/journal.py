@@ -31,13 +31,23 @@ import struct
 import zlib
 
 import bson
-from bson.codec_options import DEFAULT_CODEC_OPTIONS
+from bson.codec_options import CodecOptions
+
+try:
+    from bson.binary import UuidRepresentation
+    _UUID = UuidRepresentation.UNSPECIFIED
+except ImportError:  # pragma: no cover - older pymongo
+    _UUID = 3
 
 MAGIC = b"QLFJRNL1"
 FILE_NAME = "oplog.journal"
 _HEADER = struct.Struct("<II")
 _CHUNK = 16 * 1024 * 1024
 _encode = bson._dict_to_bson  # the C encoder, without bson.encode's checks
+
+# As the wire codec: Binary subtypes 3 and 4 stay bson.Binary, naive UTC
+# datetimes, so a replayed document has exactly the bytes it was written with.
+CODEC = CodecOptions(document_class=dict, tz_aware=False, uuid_representation=_UUID)
 
 
 class JournalError(Exception):
@@ -77,7 +87,7 @@ class Journal:
 
     def append(self, entries):
         """Make entries durable: one frame, one os.write, before returning."""
-        self.append_encoded([_encode(e, False, DEFAULT_CODEC_OPTIONS) for e in entries])
+        self.append_encoded([_encode(e, False, CODEC) for e in entries])
 
     def append_encoded(self, docs):
         """Like append, for entries already encoded as BSON."""
@@ -138,7 +148,7 @@ class Journal:
         last_payload = None
         for offset, payload in self._frames():
             if self.frames == 0:
-                first = bson.decode_all(payload)
+                first = bson.decode_all(payload, CODEC)
                 if len(first) == 1 and "$meta" in first[0]:
                     self.meta = first[0]["$meta"]
             last_payload = payload
@@ -157,6 +167,6 @@ class Journal:
     def entries(self):
         """Yield every durable entry in order (meta documents left out)."""
         for _offset, payload in self._frames(stop=self._end):
-            for doc in bson.decode_all(payload):
+            for doc in bson.decode_all(payload, CODEC):
                 if "$meta" not in doc:
                     yield doc

@@ -25,10 +25,9 @@ import time
 
 import bson
 from bson import Int64, Timestamp
-from bson.codec_options import DEFAULT_CODEC_OPTIONS
 from bson.raw_bson import RawBSONDocument
 
-from .journal import Journal
+from .journal import CODEC, Journal
 
 DEFAULT_MAX_EVENTS = 100000
 _encode = bson._dict_to_bson
@@ -238,12 +237,12 @@ def _encode_entry(entry):
             if isinstance(value, RawBSONDocument):
                 raw = value.raw
             else:
-                raw = _encode(value, False, DEFAULT_CODEC_OPTIONS)
+                raw = _encode(value, False, CODEC)
                 if record is entry:
                     record = dict(entry)
                 record[field] = RawBSONDocument(raw)
             cache[field] = raw
-    return cache, _encode(record, False, DEFAULT_CODEC_OPTIONS)
+    return cache, _encode(record, False, CODEC)
 
 
 def _wall_now():
