@@ -457,6 +457,21 @@ def _compile_cond(field, cond):
     return _compile_op("$eq", cond)
 
 
+def _scalar_pred(test):
+    """Lift a test on one simple value to a field value: an array matches
+    when one of its elements does; a document or another type never does."""
+    def pred(v):
+        if isinstance(v, list):
+            for e in v:
+                if not isinstance(e, (list, dict)) and test(_plain(e)):
+                    return True
+            return False
+        if v is MISSING:
+            return False
+        return test(_plain(v))
+    return pred
+
+
 def _compile_op(op, arg):
     arg = _plain(arg)
     if op == "$eq":
@@ -464,8 +479,8 @@ def _compile_op(op, arg):
             def eq_null(v):
                 if v is MISSING or v is None:
                     return True
-                if isinstance(v, (list, dict)):
-                    return None
+                if isinstance(v, list):
+                    return any(e is None for e in v)
                 return False
             return eq_null
         b = _bracket(arg)
@@ -473,15 +488,13 @@ def _compile_op(op, arg):
             raise _Fallback()
 
         def eq(v):
-            v = _plain(v)
-            vb = _bracket(v)
-            if vb is None:
-                if v is MISSING or v is None:
-                    return False
-                return None
-            return vb == b and v == arg
-        return eq
+            return _bracket(v) == b and v == arg
+        return _scalar_pred(eq)
     if op in ("$gt", "$gte", "$lt", "$lte"):
+        if arg is None:
+            if op in ("$gte", "$lte"):
+                return _compile_op("$eq", None)
+            return lambda v: False
         b = _bracket(arg)
         if b is None:
             raise _Fallback()
@@ -490,14 +503,8 @@ def _compile_op(op, arg):
              "$lt": operator.lt, "$lte": operator.le}[op]
 
         def cmp(v):
-            v = _plain(v)
-            vb = _bracket(v)
-            if vb is None:
-                if v is MISSING or v is None:
-                    return False
-                return None
-            return vb == b and f(v, arg)
-        return cmp
+            return _bracket(v) == b and f(v, arg)
+        return _scalar_pred(cmp)
     if op == "$in":
         if not isinstance(arg, list):
             raise _Fallback()
@@ -510,13 +517,15 @@ def _compile_op(op, arg):
             if _bracket(_plain(a)) is None:
                 raise _Fallback()
             keys.add(id_key(a))
+        inner = _scalar_pred(lambda v: v is not None and _bracket(v) is not None
+                             and id_key(v) in keys)
 
         def isin(v):
             if v is MISSING or v is None:
                 return has_null
-            if _bracket(_plain(v)) is None:
-                return None
-            return id_key(v) in keys
+            if has_null and isinstance(v, list) and any(e is None for e in v):
+                return True
+            return inner(v)
         return isin
     if op == "$exists":
         want = bool(arg) if not isinstance(arg, dict) else True
@@ -566,9 +575,32 @@ def compile_filter(spec):
     return match
 
 
+def _eq_form(spec):
+    """{field: value} as {field: {$eq: value}} (recursively in $and / $or /
+    $nor), so mongomock compares with MongoDB's equality (true is not 1,
+    Decimal128 is a number) instead of Python's."""
+    from bson.regex import Regex
+    import re as _re
+    if not isinstance(spec, dict):
+        return spec
+    out = {}
+    for k, v in spec.items():
+        if k in ("$and", "$or", "$nor") and isinstance(v, list):
+            out[k] = [_eq_form(x) for x in v]
+        elif k.startswith("$"):
+            out[k] = v
+        elif isinstance(v, dict) and v and all(x.startswith("$") for x in v):
+            out[k] = v
+        elif isinstance(v, (Regex, _re.Pattern, list)):
+            out[k] = v
+        else:
+            out[k] = {"$eq": v}
+    return out
+
+
 def _filter_applies(spec, doc):
     try:
-        return _mf.filter_applies(spec, doc)
+        return _mf.filter_applies(_eq_form(spec), doc)
     except _OperationFailure as e:
         raise mongomock_error(e)
     except NotImplementedError as e:
@@ -778,7 +810,7 @@ class _Key:
     def __lt__(self, other):
         if self.rank != other.rank:
             return self.rank < other.rank
-        return _mf.bson_compare(lambda a, b: a < b, self.v, other.v)
+        return bson_cmp(self.v, other.v) < 0
 
 
 def sort_docs(items, sort_spec, get=lambda x: x):
@@ -813,9 +845,9 @@ def sort_docs(items, sort_spec, get=lambda x: x):
             best = vals[0]
             for v in vals[1:]:
                 if desc:
-                    if _mf.bson_compare(lambda a, b: a > b, v, best):
+                    if bson_cmp(v, best) > 0:
                         best = v
-                elif _mf.bson_compare(lambda a, b: a < b, v, best):
+                elif bson_cmp(v, best) < 0:
                     best = v
             return _Key(1, best)
         result.sort(key=key, reverse=desc)
@@ -1117,10 +1149,163 @@ def _same(a, b):
 # Where mongomock differs from MongoDB in what the extension relies on.
 # ---------------------------------------------------------------------------
 
+def _type_order(v):
+    """MongoDB's canonical type order (bsontypes.h canonicalizeBSONType)."""
+    from bson.regex import Regex
+    from bson.min_key import MinKey
+    from bson.max_key import MaxKey
+    from bson.code import Code
+    from bson.dbref import DBRef
+    import re as _re
+    if v is MISSING or v is _mf.NOTHING:
+        return 0
+    if v is None:
+        return 5
+    if isinstance(v, bool):
+        return 40
+    if isinstance(v, (int, float, Decimal128)):
+        return 10
+    if isinstance(v, str):
+        return 15
+    if isinstance(v, (dict, DBRef)):
+        return 20
+    if isinstance(v, (list, tuple)):
+        return 25
+    if isinstance(v, (bytes, Binary)):
+        return 30
+    if isinstance(v, ObjectId):
+        return 35
+    if isinstance(v, datetime.datetime):
+        return 45
+    if isinstance(v, Timestamp):
+        return 47
+    if isinstance(v, (Regex, _re.Pattern)):
+        return 50
+    if isinstance(v, Code):
+        return 60
+    if isinstance(v, MinKey):
+        return -1
+    if isinstance(v, MaxKey):
+        return 127
+    raise CommandError(2, "BadValue", "cannot compare a value of type %s"
+                       % type(v).__name__)
+
+
+def _num(v):
+    if isinstance(v, Decimal128):
+        return v.to_decimal()
+    return v
+
+
+def bson_cmp(a, b):
+    """-1, 0 or 1: MongoDB's comparison of two values (missing lowest)."""
+    ta, tb = _type_order(a), _type_order(b)
+    if ta != tb:
+        return -1 if ta < tb else 1
+    if ta in (0, 5, -1, 127):
+        return 0
+    if ta == 10:
+        x, y = _num(a), _num(b)
+        # NaN sorts below every other number and equals itself
+        xn, yn = x != x, y != y
+        if xn or yn:
+            return 0 if xn and yn else (-1 if xn else 1)
+        if isinstance(x, _decimal.Decimal) or isinstance(y, _decimal.Decimal):
+            x = x if isinstance(x, _decimal.Decimal) else _decimal.Decimal(x)
+            y = y if isinstance(y, _decimal.Decimal) else _decimal.Decimal(y)
+        return (x > y) - (x < y)
+    if ta == 20:
+        if not isinstance(a, dict):
+            a = a.as_doc()
+        if not isinstance(b, dict):
+            b = b.as_doc()
+        ia, ib = list(a.items()), list(b.items())
+        for (ka, va), (kb, vb) in zip(ia, ib):
+            c = _cmp_plain(_type_order(va), _type_order(vb))
+            if c:
+                return c
+            c = _cmp_plain(ka, kb)
+            if c:
+                return c
+            c = bson_cmp(va, vb)
+            if c:
+                return c
+        return _cmp_plain(len(ia), len(ib))
+    if ta == 25:
+        for x, y in zip(a, b):
+            c = bson_cmp(x, y)
+            if c:
+                return c
+        return _cmp_plain(len(a), len(b))
+    if ta == 30:
+        sa = getattr(a, "subtype", 0)
+        sb = getattr(b, "subtype", 0)
+        return _cmp_plain((len(a), sa, bytes(a)), (len(b), sb, bytes(b)))
+    if ta == 35:
+        return _cmp_plain(a.binary, b.binary)
+    if ta == 47:
+        return _cmp_plain((a.time, a.inc), (b.time, b.inc))
+    if ta == 50:
+        return _cmp_plain((a.pattern, str(getattr(a, "flags", ""))),
+                          (b.pattern, str(getattr(b, "flags", ""))))
+    if ta == 60:
+        return _cmp_plain(str(a), str(b))
+    return _cmp_plain(a, b)
+
+
+def _cmp_plain(x, y):
+    return (x > y) - (x < y)
+
+
 def _patch_mongomock():
     from mongomock import aggregate as mm_aggregate
     from bson.regex import Regex
     import re as _re
+    import operator as _op
+
+    # Comparisons: Decimal128 is a number, true is not 1, Timestamp / MinKey /
+    # MaxKey have their places in the type order.
+    def bson_compare(op, a, b, can_compare_types=True):
+        ta, tb = _type_order(a), _type_order(b)
+        if ta != tb:
+            return can_compare_types and op(ta, tb)
+        return op(bson_cmp(a, b), 0)
+    _mf.bson_compare = bson_compare
+
+    def operator_eq(doc_val, search_val):
+        if doc_val is _mf.NOTHING and search_val is None:
+            return True
+        if doc_val is _mf.NOTHING:
+            return False
+        try:
+            return bson_cmp(doc_val, search_val) == 0
+        except CommandError:
+            return doc_val == search_val
+    _mf.operator_eq = operator_eq
+    fi = _mf._filterer_inst
+    fi._operator_map["$eq"] = _mf._list_expand(operator_eq)
+    fi._operator_map["$ne"] = _mf._list_expand(
+        lambda dv, sv: not operator_eq(dv, sv), negative=True)
+    for key, op in _mf.SORTING_OPERATOR_MAP.items():
+        fi._operator_map[key] = _mf._not_nothing_and(
+            _mf._list_expand(_mf._compare_objects(op)))
+
+    # Comparison expressions ($eq, $gt, $cmp ... in $expr, $project, ...):
+    # full BSON order, a missing field below null.
+    def handle_comparison(self, operator, values):
+        if not isinstance(values, list) or len(values) != 2:
+            raise _OperationFailure("Expression %s takes exactly 2 arguments."
+                                    % operator)
+        a = self._parse_or_nothing(values[0])
+        b = self._parse_or_nothing(values[1])
+        c = bson_cmp(a, b)
+        if operator == "$cmp":
+            return c
+        return {"$eq": c == 0, "$ne": c != 0, "$gt": c > 0, "$gte": c >= 0,
+                "$lt": c < 0, "$lte": c <= 0}[operator]
+    mm_aggregate._Parser._handle_comparison_operator = handle_comparison
+    if "$cmp" not in mm_aggregate.comparison_operators:
+        mm_aggregate.comparison_operators.append("$cmp")
 
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, (bool, Int64)) and \
