@@ -28,7 +28,6 @@ Rules of this file:
   NonResumableChangeStreamError label as mongod's do.
 """
 
-import datetime
 import struct
 import time
 import uuid
@@ -40,6 +39,7 @@ from bson.raw_bson import RawBSONDocument
 
 from .errors import CommandError
 from .journal import CODEC
+from .oplog import millis
 
 # -- codes not (yet) in errors.py ---------------------------------------------
 _BAD_VALUE = (2, "BadValue")
@@ -428,17 +428,10 @@ def _collection_uuid(db, coll):
     return u
 
 
-_EPOCH = datetime.datetime(1970, 1, 1)
-
-
 def _wall_millis(entry, cache):
     ms = cache.get("wall")
     if ms is None:
-        wall = entry["wall"]
-        if wall.tzinfo is not None:
-            wall = wall.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        d = wall - _EPOCH
-        ms = cache["wall"] = (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+        ms = cache["wall"] = millis(entry["wall"])
     return ms
 
 

@@ -164,9 +164,16 @@ class Journal:
                 self.last_entry = docs[-1]
         return end
 
+    def batches(self):
+        """Yield the entries of each durable append, in order, as lists."""
+        for _offset, payload in self._frames(stop=self._end):
+            docs = bson.decode_all(payload, CODEC)
+            if docs and "$meta" in docs[0]:
+                docs = [d for d in docs if "$meta" not in d]
+            if docs:
+                yield docs
+
     def entries(self):
         """Yield every durable entry in order (meta documents left out)."""
-        for _offset, payload in self._frames(stop=self._end):
-            for doc in bson.decode_all(payload, CODEC):
-                if "$meta" not in doc:
-                    yield doc
+        for batch in self.batches():
+            yield from batch

@@ -20,6 +20,7 @@ Rules of this file:
 
 import bisect
 import datetime
+import struct
 import threading
 import time
 
@@ -169,10 +170,10 @@ class Oplog:
         if self.journal is None or self._loaded:
             return
         self._loaded = True
-        for e in self.journal.entries():
-            ts = e["ts"]
-            self._publish((e,), ((ts.time, ts.inc, e.get("txnOpIndex", 0)),))
-            yield e
+        for batch in self.journal.batches():
+            self._publish(batch, [(e["ts"].time, e["ts"].inc, e.get("txnOpIndex", 0))
+                                  for e in batch])
+            yield from batch
 
     def close(self):
         if self.journal is not None:
@@ -223,26 +224,114 @@ class Oplog:
         return self.end_seq - self._first
 
 
-_DOC_FIELDS = ("doc", "pre", "key")
+# -- encoding entries ---------------------------------------------------------
+# An entry is encoded by concatenating its elements: the documents in it are
+# encoded once and the bytes kept (in the entry's cache) for the change
+# events that show them; the documentKey is cut out of the document's bytes.
+# The result is byte for byte what bson would make of the entry.
+
+_I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
+_TS = struct.Struct("<II")
+_EPOCH = datetime.datetime(1970, 1, 1)
+# fixed value sizes of BSON types, after the element name
+_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8,
+          0x13: 16, 0x7F: 0, 0xFF: 0}
+_NAMES = {}
+
+
+def _name(field):
+    b = _NAMES.get(field)
+    if b is None:
+        b = _NAMES[field] = field.encode("utf-8") + b"\x00"
+    return b
+
+
+def millis(dt):
+    """Milliseconds since the epoch of a datetime (naive means UTC)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    d = dt - _EPOCH
+    return (d.days * 86400 + d.seconds) * 1000 + d.microseconds // 1000
+
+
+def _id_key(raw):
+    """{_id: ...} encoded, cut out of a document whose first field is _id."""
+    if raw[5:9] != b"_id\x00":
+        return None
+    t = raw[4]
+    size = _FIXED.get(t)
+    if size is None:
+        if t == 0x02 or t == 0x0D or t == 0x0E:
+            size = 4 + _I32.unpack_from(raw, 9)[0]
+        elif t == 0x03 or t == 0x04:
+            size = _I32.unpack_from(raw, 9)[0]
+        elif t == 0x05:
+            size = 5 + _I32.unpack_from(raw, 9)[0]
+        else:
+            return None
+    element = raw[4:9 + size]
+    return _I32.pack(len(element) + 5) + element + b"\x00"
+
+
+def _element(field, value):
+    """One encoded element of an entry field."""
+    t = type(value)
+    if t is str:
+        data = value.encode("utf-8")
+        return b"\x02" + _name(field) + _I32.pack(len(data) + 1) + data + b"\x00"
+    if t is bool:
+        return b"\x08" + _name(field) + (b"\x01" if value else b"\x00")
+    if t is Timestamp:
+        return b"\x11" + _name(field) + _TS.pack(value.inc, value.time)
+    if t is datetime.datetime:
+        return b"\x09" + _name(field) + _I64.pack(millis(value))
+    if value is None:
+        return b"\x0a" + _name(field)
+    if t is RawBSONDocument:
+        return b"\x03" + _name(field) + value.raw
+    return _encode({field: value}, False, CODEC)[4:-1]
+
+
+def _doc_bytes(value):
+    if isinstance(value, RawBSONDocument):
+        return value.raw
+    return _encode(value, False, CODEC)
 
 
 def _encode_entry(entry):
-    """(cache, BSON record) of an entry: its documents are encoded once, for
-    the journal and for every change event that shows them."""
+    """(cache, BSON record) of an entry; cache holds the encoded "doc",
+    "pre" and "key" and the wall time in milliseconds."""
     cache = {}
-    record = entry
-    for field in _DOC_FIELDS:
-        value = entry.get(field)
-        if value is not None:
-            if isinstance(value, RawBSONDocument):
-                raw = value.raw
-            else:
+    doc = entry.get("doc")
+    if doc is not None:
+        cache["doc"] = _doc_bytes(doc)
+    pre = entry.get("pre")
+    if pre is not None:
+        cache["pre"] = _doc_bytes(pre)
+    parts = []
+    for field, value in entry.items():
+        if field == "doc" or field == "pre":
+            if value is not None:
+                parts.append(b"\x03" + _name(field) + cache[field])
+                continue
+        elif field == "key" and type(value) is dict and len(value) == 1 and "_id" in value:
+            src = doc if doc is not None else pre
+            raw = None
+            if src is not None and value["_id"] is src.get("_id"):
+                raw = _id_key(cache["doc" if doc is not None else "pre"])
+            if raw is None:
                 raw = _encode(value, False, CODEC)
-                if record is entry:
-                    record = dict(entry)
-                record[field] = RawBSONDocument(raw)
-            cache[field] = raw
-    return cache, _encode(record, False, CODEC)
+            cache["key"] = raw
+            parts.append(b"\x03key\x00" + raw)
+            continue
+        elif field == "wall" and type(value) is datetime.datetime:
+            ms = cache["wall"] = millis(value)
+            parts.append(b"\x09wall\x00" + _I64.pack(ms))
+            continue
+        parts.append(_element(field, value))
+    body = b"".join(parts)
+    return cache, _I32.pack(len(body) + 5) + body + b"\x00"
 
 
 def _wall_now():

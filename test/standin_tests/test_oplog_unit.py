@@ -664,3 +664,27 @@ def test_raw_documents_in_entries_are_journalled_as_documents(tmp_path):
     a.oplog.close()
     b = FakeServer(dbpath=str(tmp_path))
     assert [e["doc"] for e in b.oplog.load()] == [{"_id": 1, "v": "raw"}]
+
+
+_IDS = [1, 2 ** 40, 1.5, "s", "", bson.ObjectId(), {"a": 1}, [1, 2], bson.Binary(b"xy", 0),
+        bson.Binary(b"u" * 16, 4), True, None, datetime.datetime(2020, 1, 1),
+        bson.Decimal128("1.5"), Int64(5), bson.Regex("a", "i"), Timestamp(1, 2)]
+
+
+@pytest.mark.parametrize("id_value", _IDS, ids=[type(v).__name__ for v in _IDS])
+def test_journal_records_are_exactly_the_bson_of_the_entry(id_value):
+    from standin.oplog import _encode_entry
+    doc = {"_id": id_value, "v": "x"}
+    wall = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000)
+    for entry in (
+        dict(ins(id_value), wall=wall, key={"_id": doc["_id"]}, doc=doc, ts=Timestamp(9, 1)),
+        dict(dele(id_value, doc, pre_images=True), wall=wall, ts=Timestamp(9, 2), txnOpIndex=3,
+             lsid={"id": bson.Binary(b"l" * 16, 4)}, txnNumber=Int64(2)),
+        dict(upd(id_value, doc, dict(doc, v="y")), ts=Timestamp(9, 3),
+             wall=wall.replace(tzinfo=datetime.timezone.utc)),
+        {"op": "dropDatabase", "db": "d", "coll": None, "wall": wall, "ts": Timestamp(9, 4)},
+    ):
+        cache, record = _encode_entry(entry)
+        assert record == bson.encode(entry, codec_options=CODEC)
+        if "key" in entry:
+            assert cache["key"] == bson.encode(entry["key"], codec_options=CODEC)
