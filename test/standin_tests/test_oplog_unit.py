@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import bson
+import pymongo
 import pytest
 from bson import Int64, Timestamp
 from bson.raw_bson import RawBSONDocument
@@ -688,3 +689,50 @@ def test_journal_records_are_exactly_the_bson_of_the_entry(id_value):
         assert record == bson.encode(entry, codec_options=CODEC)
         if "key" in entry:
             assert cache["key"] == bson.encode(entry["key"], codec_options=CODEC)
+
+
+# --- end to end: a stand-in of its own ------------------------------------------
+
+@pytest.mark.standin_only
+def test_server_restarts_over_a_torn_journal_tail(standin):
+    """A write cut short by a crash (simulated by appending half a frame
+    after kill -9) is dropped at restart; every acknowledged write, its
+    events and the tokens taken before stay, and new writes follow."""
+    server = standin(dbpath=True)
+    c = server.client()
+    with c.j.c.watch() as s:
+        c.j.c.insert_many([{"_id": i} for i in range(20)])
+        tokens = [s.next()["_id"] for _ in range(20)]
+    c.close()
+    server.kill9()
+    path = Path(server.dbpath) / journal_mod.FILE_NAME
+    good = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x00\x10\x00\x00\x99\x99\x99\x99" + b"half a frame")
+    server.restart()
+    assert path.stat().st_size == good
+    c = server.client()
+    assert sorted(d["_id"] for d in c.j.c.find()) == list(range(20))
+    with c.j.c.watch(resume_after=tokens[9]) as s:
+        assert [s.next()["documentKey"]["_id"] for _ in range(10)] == list(range(10, 20))
+        c.j.c.insert_one({"_id": 20})
+        ev = s.next()
+    assert ev["documentKey"] == {"_id": 20}
+    assert ev["_id"]["_data"] > tokens[-1]["_data"]
+    c.close()
+
+
+@pytest.mark.standin_only
+def test_tiny_oplog_size_loses_history_with_286(standin):
+    server = standin(oplog_size=5)
+    c = server.client()
+    with c.h.c.watch() as s:
+        c.h.c.insert_many([{"_id": i} for i in range(3)])
+        first = s.next()["_id"]
+    c.h.c.insert_many([{"_id": i} for i in range(3, 12)])
+    with pytest.raises(pymongo.errors.OperationFailure) as e:
+        with c.h.c.watch(resume_after=first) as s:
+            s.try_next()
+    assert e.value.code == 286
+    assert "NonResumableChangeStreamError" in e.value.details.get("errorLabels", [])
+    c.close()
