@@ -4,8 +4,8 @@
 -- tree).  Sections that need a feature not built yet say so and are skipped;
 -- the feature checks themselves run with ECHO off.
 \set ECHO none
-\pset null '(null)'
 \set QUIET on
+\pset null '(null)'
 SELECT to_regnamespace('qleaf') IS NOT NULL
    AND to_regproc('qleaf.create_stream') IS NOT NULL AS have_streams,
        current_setting('qleaf_fdw.enable_pushdown', true) IS NOT NULL AS have_pushdown_guc
@@ -175,16 +175,20 @@ WHERE warehouse = 'north' AND stock_level < 10;
 EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
 
+\set ECHO none
 \if :have_pushdown_guc
+\set ECHO all
 -- The same with pushdown off: PostgreSQL checks every condition itself.
 SET qleaf_fdw.enable_pushdown = off;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT sku, stock_level FROM inventory
 WHERE warehouse = 'north' AND stock_level < 10;
 RESET qleaf_fdw.enable_pushdown;
+\set ECHO none
 \else
 \echo '-- not in this build yet: the qleaf_fdw.enable_pushdown setting'
 \endif
+\set ECHO all
 
 -- ======================================================================
 -- 5. Always live: a write in MongoDB shows in the next query
@@ -199,12 +203,15 @@ SELECT * FROM qleaf_fdw_get_connections();
 -- ======================================================================
 -- 6. Change streams as SQL
 -- ======================================================================
+\set ECHO none
 \if :have_streams
+\set ECHO all
 -- A background worker follows the inventory collection's change stream,
 -- stores every event and notifies the channel.
 SELECT qleaf.create_stream('inventory', server => 'shop',
                            collection => 'inventory',
                            channel => 'inventory_events');
+\set ECHO none
 \else
 \echo '-- not in this build yet: change streams (the changes table, qleaf.create_stream, LISTEN/NOTIFY)'
 \endif

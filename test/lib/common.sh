@@ -199,15 +199,23 @@ qleaf_copy_tree() {
 	if command -v git >/dev/null && [ -e "$QLEAF_SRC/.git" ] &&
 		git -C "$QLEAF_SRC" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		# Tracked files plus untracked ones that .gitignore does not
-		# exclude; files deleted in the work tree are skipped.
+		# exclude; files deleted in the work tree are skipped, and so are
+		# build and test products of an in-tree build (an object file
+		# newer than its source would not be rebuilt).
 		(cd "$QLEAF_SRC" && git ls-files -z -c -o --exclude-standard |
 			while IFS= read -r -d '' f; do
+				case "$f" in
+				*.o | *.so | *.bc | results/* | tmp_check/* | log/* | \
+					regression.diffs | regression.out) continue ;;
+				esac
 				[ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"
 			done | tar --null -T - -cf -) | tar -xf - -C "$QLEAF_BUILD" ||
 			qleaf_die "copying the tree into $QLEAF_BUILD failed"
 	else
-		(cd "$QLEAF_SRC" && tar --exclude=.git --exclude=tmp_check \
-			--exclude=results -cf - .) | tar -xf - -C "$QLEAF_BUILD" ||
+		(cd "$QLEAF_SRC" && tar --exclude=.git --exclude='*.o' \
+			--exclude='*.so' --exclude='*.bc' --exclude=./tmp_check \
+			--exclude=./results --exclude=./log --exclude=./regression.diffs \
+			--exclude=./regression.out -cf - .) | tar -xf - -C "$QLEAF_BUILD" ||
 			qleaf_die "copying the tree into $QLEAF_BUILD failed"
 	fi
 	if [ -n "$QLEAF_ROOT" ]; then
