@@ -696,6 +696,10 @@ def cmd_insert(ctx):
     pre = _pre_images(c)
     n = 0
     errors = []
+    wall = _now()
+    emit = ctx.view.emit
+    before_write = ctx.view.before_write
+    ns_db, ns_coll = c.db, c.name
     for i, (doc, raw) in enumerate(zip(docs, raws)):
         try:
             if not isinstance(doc, dict):
@@ -707,14 +711,16 @@ def cmd_insert(ctx):
                 doc = dict([("_id", doc["_id"])] +
                            [(k, v) for k, v in doc.items() if k != "_id"])
                 raw = None
-            if isinstance(doc["_id"], list):
+            _id = doc["_id"]
+            if isinstance(_id, list):
                 raise CommandError(2, "BadValue", "can't use an array for _id")
             if raw is not None and len(raw) > wire.MAX_BSON_OBJECT_SIZE:
                 raise CommandError(10334, "BSONObjectTooLarge", "object to insert too large")
-            ctx.view.before_write(c, id_key(doc["_id"]))
-            c.insert(doc, raw)
-            ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
-                                 preImages=pre))
+            key = id_key(_id)
+            before_write(c, key)
+            c.insert(doc, raw, key)
+            emit({"op": "insert", "db": ns_db, "coll": ns_coll, "wall": wall,
+                  "key": {"_id": _id}, "doc": doc, "preImages": pre})
             n += 1
         except CommandError as e:
             if e.code == E.WRITE_CONFLICT[0]:

@@ -14,6 +14,7 @@ Rules of this file:
 
 import random
 import struct
+import time
 
 from bson.int64 import Int64
 
@@ -140,11 +141,27 @@ class Cursor:
         return out
 
 
+# mongod's cursorTimeoutMillis default: an idle cursor is closed after 10 min.
+CURSOR_TIMEOUT = 600.0
+
+
 class Registry:
     def __init__(self):
         self.cursors = {}
+        self.last_sweep = time.monotonic()
+
+    def sweep(self):
+        """Close cursors idle for longer than CURSOR_TIMEOUT."""
+        now = time.monotonic()
+        self.last_sweep = now
+        for cid in [cid for cid, c in self.cursors.items()
+                    if now - getattr(c, "last_use", now) > CURSOR_TIMEOUT]:
+            self.close(cid)
 
     def register(self, cursor):
+        if time.monotonic() - self.last_sweep > 60:
+            self.sweep()
+        cursor.last_use = time.monotonic()
         while True:
             cid = random.getrandbits(62) + 1
             if cid not in self.cursors:
@@ -161,6 +178,7 @@ class Registry:
             raise CommandError(13, "Unauthorized",
                                "Requested getMore on namespace '%s', but cursor "
                                "belongs to a different namespace %s" % (ns, c.ns))
+        c.last_use = time.monotonic()
         return c
 
     def close(self, cid):

@@ -19,6 +19,8 @@ import os
 from bson.binary import Binary
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
+from bson.int64 import Int64 as _Int64
+from bson.objectid import ObjectId as _ObjectId
 
 from . import wire
 from .errors import code_name
@@ -27,7 +29,14 @@ from .errors import CommandError, DUPLICATE_KEY, NAMESPACE_EXISTS, \
 
 
 def id_key(value):
-    """A hashable key with MongoDB's equality for _id and index values."""
+    """A hashable key with MongoDB's equality for _id and index values.
+    ObjectIds, strings and numbers are their own keys (1 == 1.0 == Int64(1)
+    in Python too); everything else is a tuple tagged with its kind."""
+    t = type(value)
+    if t is _ObjectId or t is str or t is int or t is _Int64:
+        return value
+    if t is float:
+        return value if value == value else ("nan",)
     if value is None:
         return ("null",)
     if isinstance(value, bool):
@@ -35,17 +44,17 @@ def id_key(value):
     if isinstance(value, (int, float)):
         if isinstance(value, float) and value != value:
             return ("nan",)
-        return ("num", value)
+        return value
     if isinstance(value, Decimal128):
         d = value.to_decimal()
         if d.is_nan():
             return ("nan",)
         try:
-            return ("num", float(d) if d != int(d) else int(d))
+            return float(d) if d != int(d) else int(d)
         except (OverflowError, ValueError):
-            return ("num", float(d))
+            return float(d)
     if isinstance(value, str):
-        return ("str", value)
+        return value
     if isinstance(value, (dict, list, tuple)):
         return ("raw", type(value).__name__ == "dict",
                 wire.encode({"v": _normalize(value)}))
@@ -173,6 +182,8 @@ class Collection:
         """Raise 11000 if doc (about to be stored under key) collides."""
         if old is None and key in self.docs:
             raise self._dup_error(self.indexes[0], [doc["_id"]])
+        if len(self.indexes) == 1:
+            return
         for spec in self.indexes[1:]:
             if not spec.get("unique"):
                 continue
@@ -185,6 +196,8 @@ class Collection:
                 raise self._dup_error(spec, values)
 
     def _index_add(self, doc, key):
+        if not self.unique:
+            return
         for spec in self.indexes[1:]:
             if spec.get("unique"):
                 values = self._index_value(spec, doc)
@@ -201,8 +214,9 @@ class Collection:
                         del m[id_key(values)]
 
     # -- writes -------------------------------------------------------------
-    def insert(self, doc, raw=None):
-        key = id_key(doc["_id"])
+    def insert(self, doc, raw=None, key=None):
+        if key is None:
+            key = id_key(doc["_id"])
         self.check_unique(doc, key)
         if raw is None:
             raw = wire.encode(doc)
