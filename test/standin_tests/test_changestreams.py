@@ -13,7 +13,7 @@ import uuid
 
 import pymongo
 import pytest
-from bson import Timestamp
+from bson import Int64, Timestamp
 from pymongo.errors import OperationFailure
 
 from conftest import RawChangeStream, operation_time_of
@@ -709,3 +709,19 @@ def test_resume_point_older_than_the_oplog_fails_286(standin):
                          spec={"startAtOperationTime": recent}) as s:
         assert [e["documentKey"]["_id"] for e in s.collect(1)] == [99]
     c.close()
+
+
+def test_kill_change_stream_cursor(db):
+    db.create_collection("c")
+    s = stream(db)
+    try:
+        cid = s.id
+        assert cid != 0
+        reply = db.command({"killCursors": "c", "cursors": [Int64(cid)]},
+                           session=s.session)
+        assert reply["cursorsKilled"] == [cid]
+        e = error_of(lambda: s.get_more(max_await_ms=100))
+        assert e.code == 43
+    finally:
+        s.id = 0
+        s.close()

@@ -144,3 +144,28 @@ def test_off_clears(client, fp, db):
     fp({"times": 5}, {"failCommands": ["find"], "errorCode": 2})
     fail_point(client, "off")
     assert find(db)["ok"] == 1
+
+
+def test_driver_resumes_change_stream_after_resumable_error(fp, db):
+    """A getMore failing with the ResumableChangeStreamError label makes the
+    driver reopen the stream from its token: no event lost or repeated."""
+    db.create_collection("c")
+    with db.c.watch(max_await_time_ms=100) as cs:
+        db.c.insert_one({"_id": 1})
+        first = next_change(cs)
+        fp({"times": 1}, {"failCommands": ["getMore"], "errorCode": 6,
+                          "errorLabels": ["ResumableChangeStreamError"]})
+        db.c.insert_one({"_id": 2})
+        db.c.insert_one({"_id": 3})
+        got = [next_change(cs), next_change(cs)]
+    assert first["documentKey"] == {"_id": 1}
+    assert [e["documentKey"]["_id"] for e in got] == [2, 3]
+
+
+def next_change(cs, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        change = cs.try_next()
+        if change is not None:
+            return change
+    raise AssertionError("no change event within %d s" % timeout)
