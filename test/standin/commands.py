@@ -17,21 +17,18 @@ Rules of this file:
 import copy
 import datetime
 import os
-import random
 import time
 
-import bson
 from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
-from bson.timestamp import Timestamp
 
 from . import cursors, storage, wire
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
 from . import errors as E
 from .storage import id_key
-from .transactions import StoreView, TxnView, lsid_key
+from .transactions import StoreView, TxnView
 
 MAX_WIRE_VERSION = 17          # MongoDB 6.0
 SERVER_VERSION = "6.0.0"
@@ -298,6 +295,37 @@ def _entry(op, coll, **kw):
     return e
 
 
+def _validate(coll, doc):
+    """Enforce a collection's validator (query-operator validators;
+    validationAction "error" and validationLevel other than "off")."""
+    v = coll.options.get("validator")
+    if not v or coll.options.get("validationLevel") == "off" or \
+            coll.options.get("validationAction") == "warn":
+        return
+    if not storage._filter_applies(v, doc):
+        raise CommandError(121, "DocumentValidationFailure", "Document failed validation",
+                           extra={"errInfo": {"failingDocumentId": doc.get("_id"),
+                                              "details": {}}})
+
+
+def _check_validator(v):
+    if v is None:
+        return
+    if not isinstance(v, dict):
+        raise CommandError(*E.TYPE_MISMATCH, "'validator' option must be an object")
+    if "$jsonSchema" in v:
+        raise CommandError(238, "NotImplemented",
+                           "the stand-in does not enforce $jsonSchema validators")
+    for k in v:
+        if k in ("$where", "$near", "$nearSphere", "$text"):
+            raise CommandError(*E.BAD_VALUE, "%s is not allowed inside of a validator" % k)
+    try:
+        storage._filter_applies(v, {})
+    except CommandError as e:
+        raise CommandError(*E.BAD_VALUE if e.code == 238 else (e.code, e.code_name),
+                           "invalid validator: %s" % e.errmsg)
+
+
 def _pre_images(coll):
     cs = coll.options.get("changeStreamPreAndPostImages")
     return bool(isinstance(cs, dict) and cs.get("enabled"))
@@ -478,6 +506,7 @@ def cmd_create(ctx):
                                "the stand-in does not support the create option '%s'" % k)
         options[k] = v
     _check_pre_images(options.get("changeStreamPreAndPostImages"))
+    _check_validator(options.get("validator"))
     ctx.view.create(ctx.db, name, options)
     return {"ok": 1.0}
 
@@ -507,6 +536,7 @@ def cmd_coll_mod(ctx):
                                "unknown or unsupported collMod option: %s" % k)
         changes[k] = v
     _check_pre_images(changes.get("changeStreamPreAndPostImages"))
+    _check_validator(changes.get("validator"))
     if ctx.txn is not None:
         raise CommandError(263, "OperationNotSupportedInTransaction",
                            "Cannot run 'collMod' in a multi-document transaction.")
@@ -699,6 +729,8 @@ def cmd_insert(ctx):
     wall = _now()
     emit = ctx.view.emit
     before_write = ctx.view.before_write
+    validated = bool(c.options.get("validator")) and \
+        not ctx.body.get("bypassDocumentValidation")
     ns_db, ns_coll = c.db, c.name
     for i, (doc, raw) in enumerate(zip(docs, raws)):
         try:
@@ -717,6 +749,8 @@ def cmd_insert(ctx):
             if raw is not None and len(raw) > wire.MAX_BSON_OBJECT_SIZE:
                 raise CommandError(10334, "BSONObjectTooLarge", "object to insert too large")
             key = id_key(_id)
+            if validated:
+                _validate(c, doc)
             before_write(c, key)
             c.insert(doc, raw, key)
             emit({"op": "insert", "db": ns_db, "coll": ns_coll, "wall": wall,
@@ -752,6 +786,8 @@ def _modify(ctx, c, pair, new_doc, pre_flag):
     if raw == pair[1]:
         return False
     key = id_key(old["_id"])
+    if not ctx.body.get("bypassDocumentValidation"):
+        _validate(c, new_doc)
     ctx.view.before_write(c, key)
     c.replace(key, new_doc, raw)
     return True
@@ -858,6 +894,8 @@ def cmd_update(ctx):
                 c = ctx.view.ensure(ctx.db, name)
                 doc = _upsert_doc(ctx, q, u, af)
                 ctx.view.before_write(c, id_key(doc["_id"]))
+                if not ctx.body.get("bypassDocumentValidation"):
+                    _validate(c, doc)
                 c.insert(doc)
                 ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                                      preImages=_pre_images(c)))
@@ -963,6 +1001,8 @@ def cmd_find_and_modify(ctx):
         c = ctx.view.ensure(ctx.db, name)
         doc = _upsert_doc(ctx, q, u, af)
         ctx.view.before_write(c, id_key(doc["_id"]))
+        if not ctx.body.get("bypassDocumentValidation"):
+            _validate(c, doc)
         c.insert(doc)
         ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                              preImages=_pre_images(c)))
@@ -1309,6 +1349,8 @@ def _write_out(ctx, target, docs):
     for doc in docs:
         if "_id" not in doc:
             doc = dict([("_id", ObjectId())] + list(doc.items()))
+        if not ctx.body.get("bypassDocumentValidation"):
+            _validate(c, doc)
         c.insert(doc)
         ctx.view.emit(_entry("insert", c, key={"_id": doc["_id"]}, doc=doc,
                              preImages=_pre_images(c)))
@@ -1432,6 +1474,36 @@ def cmd_connection_status(ctx):
                          if users else []}, "ok": 1.0}
 
 
+def cmd_coll_stats(ctx):
+    name = _coll_name(ctx)
+    c = ctx.view.get(ctx.db, name)
+    if c is None:
+        raise CommandError(*E.NAMESPACE_NOT_FOUND, "Collection [%s.%s] not found."
+                           % (ctx.db, name))
+    size = sum(len(r) for _d, r in c.docs.values())
+    n = len(c.docs)
+    scale = _int(ctx.body, "scale", 1, 1)
+    return {"ns": c.ns, "size": size // scale, "count": n,
+            "avgObjSize": size // n if n else 0, "storageSize": size // scale,
+            "freeStorageSize": 0, "capped": bool(c.options.get("capped")),
+            "nindexes": len(c.indexes), "totalIndexSize": 0,
+            "indexSizes": {i["name"]: 0 for i in c.indexes},
+            "totalSize": size // scale, "scaleFactor": scale, "ok": 1.0}
+
+
+def cmd_db_stats(ctx):
+    colls = ctx.view.collections(ctx.db)
+    size = sum(len(r) for c in colls.values() for _d, r in c.docs.values())
+    n = sum(len(c.docs) for c in colls.values())
+    scale = _int(ctx.body, "scale", 1, 1)
+    return {"db": ctx.db, "collections": len(colls), "views": 0, "objects": n,
+            "avgObjSize": size / n if n else 0, "dataSize": size // scale,
+            "storageSize": size // scale, "indexes": sum(len(c.indexes)
+                                                         for c in colls.values()),
+            "indexSize": 0, "totalSize": size // scale, "scaleFactor": scale,
+            "fsUsedSize": 0, "fsTotalSize": 0, "ok": 1.0}
+
+
 HANDLERS = {
     "hello": cmd_hello, "isMaster": cmd_hello, "ismaster": cmd_hello,
     "ping": cmd_ping, "buildInfo": cmd_build_info, "buildinfo": cmd_build_info,
@@ -1449,4 +1521,5 @@ HANDLERS = {
     "configureFailPoint": cmd_configure_fail_point,
     "saslStart": cmd_sasl_start, "saslContinue": cmd_sasl_continue,
     "logout": cmd_logout, "connectionStatus": cmd_connection_status,
+    "collStats": cmd_coll_stats, "dbStats": cmd_db_stats,
 }

@@ -1275,7 +1275,6 @@ def _patch_mongomock():
     from mongomock import aggregate as mm_aggregate
     from bson.regex import Regex
     import re as _re
-    import operator as _op
 
     # Comparisons: Decimal128 is a number, true is not 1, Timestamp / MinKey /
     # MaxKey have their places in the type order.
