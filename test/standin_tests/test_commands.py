@@ -350,8 +350,11 @@ def test_type_query_and_type_names(db):
     assert got == {1: "double", 2: "int", 3: "long", 4: "string",
                    5: "object", 6: "array", 7: "bool", 8: "date", 9: "null",
                    10: "objectId", 11: "decimal", 12: "missing"}
+    # The query operator also matches arrays holding an element of the type.
     numbers = sorted(d["_id"] for d in db.t.find({"v": {"$type": "number"}}))
-    assert numbers == [1, 2, 3, 11]
+    assert numbers == [1, 2, 3, 6, 11]
+    arrays = [d["_id"] for d in db.t.find({"v": {"$type": "array"}})]
+    assert arrays == [6]
 
 
 def test_count(people):
