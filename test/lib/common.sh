@@ -180,6 +180,8 @@ qleaf_install_packages() {
 			qleaf_die "installing packages needs root: run as root, or first run: sudo apt-get install ${missing[*]}"
 		fi
 	fi
+	local had_main=
+	[ -d /etc/postgresql/15/main ] && had_main=1
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q update </dev/null ||
 		qleaf_die "apt-get update failed"
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
@@ -189,6 +191,15 @@ qleaf_install_packages() {
 	mapfile -t missing < <(qleaf_missing_packages)
 	[ ${#missing[@]} -eq 0 ] ||
 		qleaf_die "still missing after apt-get: ${missing[*]}"
+	# Installing postgresql-15 creates the cluster 15/main and may start it
+	# as a service.  We use throwaway clusters only, so stop the one the
+	# install just started rather than leave it running behind us.
+	if [ -z "$had_main" ] && [ -d /etc/postgresql/15/main ] &&
+		command -v pg_ctlcluster >/dev/null &&
+		pg_lsclusters -h 2>/dev/null | awk '$1 == "15" && $2 == "main" && $4 == "online" { found = 1 } END { exit !found }'; then
+		"${sudo[@]}" pg_ctlcluster 15 main stop &&
+			qleaf_say "stopped the cluster 15/main that installing postgresql-15 started (start it again with: pg_ctlcluster 15 main start)"
+	fi
 }
 
 # ---------------------------------------------------------------------------
