@@ -725,3 +725,23 @@ def test_kill_change_stream_cursor(db):
     finally:
         s.id = 0
         s.close()
+
+
+def test_resume_database_and_cluster_streams(client, db):
+    db.create_collection("a")
+    db.create_collection("b")
+    with stream(db, coll=None) as s:
+        db.a.insert_one({"_id": 1})
+        db.b.insert_one({"_id": 2})
+        db.a.insert_one({"_id": 3})
+        evs = s.collect(3)
+    with stream(db, coll=None, spec={"resumeAfter": evs[0]["_id"]}) as s:
+        assert s.collect(2) == evs[1:]
+    with RawChangeStream(client, "admin", cluster=True,
+                         spec={"startAfter": evs[1]["_id"]}) as s:
+        [ev] = s.collect(1)
+    assert ev == evs[2]
+    with RawChangeStream(client, "admin", cluster=True, spec={
+            "startAtOperationTime": evs[1]["clusterTime"]}) as s:
+        assert s.collect(2) == evs[1:]
+

@@ -477,3 +477,42 @@ def test_unique_index_on_existing_duplicates_fails(db):
     details = fails(lambda: db.command({"createIndexes": "c", "indexes": [
         {"key": {"a": 1}, "name": "a_1", "unique": True}]}), 11000)
     assert [i["name"] for i in db.c.list_indexes()] == ["_id_"]
+
+
+# --- options drivers and the extension send ------------------------------
+
+def test_find_accepts_common_options(people):
+    reply = people.database.command(SON([
+        ("find", "people"), ("filter", {"city": "Oslo"}),
+        ("comment", "from qleaf"), ("maxTimeMS", 5000),
+        ("readConcern", {"level": "majority"}), ("allowDiskUse", True),
+        ("noCursorTimeout", True), ("hint", {"_id": 1})]))
+    assert sorted(d["_id"] for d in reply["cursor"]["firstBatch"]) == [1, 3]
+
+
+def test_aggregate_accepts_common_options(people):
+    reply = people.database.command(SON([
+        ("aggregate", "people"), ("pipeline", [{"$match": {"age": 25}}]),
+        ("cursor", {"batchSize": 10}), ("allowDiskUse", True),
+        ("maxTimeMS", 5000), ("comment", "from qleaf"),
+        ("readConcern", {"level": "local"})]))
+    assert sorted(d["_id"] for d in reply["cursor"]["firstBatch"]) == [2, 4]
+
+
+def test_writes_accept_write_concern(db):
+    reply = db.command(SON([("insert", "c"), ("documents", [{"_id": 1}]),
+                            ("writeConcern", {"w": "majority",
+                                              "wtimeout": 5000}),
+                            ("ordered", True)]))
+    assert reply["n"] == 1 and "writeConcernError" not in reply
+
+
+def test_unknown_field_in_find_is_refused(db):
+    """Commands are parsed strictly: an unknown field is an error (40415),
+    never silently ignored."""
+    fails(lambda: db.command({"find": "c", "filtr": {"a": 1}}), 40415)
+
+
+def test_unknown_field_in_aggregate_is_refused(db):
+    fails(lambda: db.command({"aggregate": "c", "pipeline": [], "cursor": {},
+                              "pipline": []}), 40415)
