@@ -80,8 +80,9 @@
  *	symbol				{"$symbol": "..."}
  *	javascript			{"$code": "..."}; with scope adds "$scope": {...}
  *	dbPointer			{"$dbPointer": {"$ref": "...", "$id": {"$oid": "..."}}}
- * Strings that are not valid UTF-8 or hold a NUL byte cannot be
- * represented in PostgreSQL and are conversion errors.
+ * Strings that are not valid UTF-8 are conversion errors everywhere.  A
+ * string holding a NUL byte is one too, except in json columns, where the
+ * NUL is written \u0000 (text types and jsonb cannot hold it).
  *
  *-------------------------------------------------------------------------
  */
@@ -150,6 +151,13 @@ typedef enum ConvFailure
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 #define MS_PER_DAY	((int64) SECS_PER_DAY * 1000)
 
+/*
+ * The iterator's value, its type known.  libbson's *_unsafe accessors are
+ * inline; a BSON date is an int64 of milliseconds, read as libbson itself
+ * reads it.
+ */
+#define iter_date_ms(iter) bson_iter_int64_unsafe(iter)
+
 /* How much of a value an error message shows. */
 #define QLEAF_ERR_VALUE_LEN 100
 
@@ -157,6 +165,7 @@ static bool convert_value(QleafColumnConv *conv, int kind, Oid typid,
 						  int32 typmod, const bson_iter_t *iter,
 						  const bson_t *doc, int elemidx, Datum *result);
 static bool json_append(StringInfo buf, const bson_iter_t *iter, int depth);
+static bool utf8_valid_with_nul(const char *s, uint32_t len);
 static bool jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 					   const bson_iter_t *iter, int depth, JsonbValue **res);
 
@@ -273,9 +282,10 @@ check_textin_type(Oid typid, const char *colname, Oid coltypid, int32 typmod)
 	if (typtype == TYPTYPE_PSEUDO || typtype == TYPTYPE_COMPOSITE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("qleaf_fdw cannot map column \"%s\" of type %s",
+				 errmsg("column \"%s\" of type %s cannot be mapped to a MongoDB field",
 						colname, format_type_with_typemod(coltypid, typmod)),
-				 errhint("Use jsonb for documents.")));
+				 errdetail("qleaf_fdw does not convert to composite types or pseudo-types."),
+				 errhint("Use a column of type jsonb to read a document.")));
 }
 
 void
@@ -352,7 +362,7 @@ value_for_message(const bson_iter_t *iter)
 	initStringInfo(&buf);
 	if (!json_append(&buf, iter, 0))
 		return psprintf("a BSON %s that is not valid UTF-8",
-						qleaf_bson_type_name(bson_iter_type(iter)));
+						qleaf_bson_type_name(bson_iter_type_unsafe(iter)));
 	if (buf.len > QLEAF_ERR_VALUE_LEN)
 	{
 		int			cut = pg_mbcliplen(buf.data, buf.len, QLEAF_ERR_VALUE_LEN);
@@ -395,7 +405,7 @@ conv_fail(QleafColumnConv *conv, const bson_iter_t *iter, const bson_t *doc,
 	if (conv->null_on_error)
 		return false;
 
-	btype = qleaf_bson_type_name(bson_iter_type(iter));
+	btype = qleaf_bson_type_name(bson_iter_type_unsafe(iter));
 	path = elemidx >= 0 ? psprintf("%s.%d", conv->field, elemidx)
 		: pstrdup(conv->field);
 	typname = format_type_with_typemod(typid, typmod);
@@ -501,11 +511,20 @@ string_to_server(bool db_utf8, const char *s, uint32_t len,
 	return true;
 }
 
+/* Why a BSON string cannot be stored in a PostgreSQL string, as a sentence. */
+static const char *
+string_problem(const char *s, uint32_t len)
+{
+	if (memchr(s, '\0', len) != NULL && utf8_valid_with_nul(s, len))
+		return "PostgreSQL strings cannot contain a NUL byte.";
+	return "The string is not valid UTF-8.";
+}
+
 /* The string bytes of a string-like BSON value (string, symbol). */
 static inline const char *
 iter_string(const bson_iter_t *iter, uint32_t *len)
 {
-	if (bson_iter_type(iter) == BSON_TYPE_UTF8)
+	if (bson_iter_type_unsafe(iter) == BSON_TYPE_UTF8)
 		return bson_iter_utf8(iter, len);
 	return bson_iter_symbol(iter, len);
 }
@@ -776,7 +795,7 @@ double_from_decimal128(const bson_iter_t *iter, double *out)
 	char		str[BSON_DECIMAL128_STRING];
 	char	   *end;
 
-	bson_iter_decimal128(iter, &dec);
+	bson_iter_decimal128_unsafe(iter, &dec);
 	bson_decimal128_to_string(&dec, str);
 	errno = 0;
 	*out = strtod(str, &end);
@@ -835,17 +854,17 @@ typedef enum
 static IntResult
 iter_int64(const bson_iter_t *iter, int64 *out)
 {
-	switch (bson_iter_type(iter))
+	switch (bson_iter_type_unsafe(iter))
 	{
 		case BSON_TYPE_INT32:
-			*out = bson_iter_int32(iter);
+			*out = bson_iter_int32_unsafe(iter);
 			return INT_OK;
 		case BSON_TYPE_INT64:
-			*out = bson_iter_int64(iter);
+			*out = bson_iter_int64_unsafe(iter);
 			return INT_OK;
 		case BSON_TYPE_DOUBLE:
 			{
-				double		d = bson_iter_double(iter);
+				double		d = bson_iter_double_unsafe(iter);
 
 				if (isnan(d))
 					return INT_FRACTION;
@@ -862,7 +881,7 @@ iter_int64(const bson_iter_t *iter, int64 *out)
 				D128Parts	p;
 				unsigned __int128 v;
 
-				bson_iter_decimal128(iter, &dec);
+				bson_iter_decimal128_unsafe(iter, &dec);
 				decode_decimal128(&dec, &p);
 				if (p.cls == D128_NAN)
 					return INT_FRACTION;
@@ -916,9 +935,9 @@ static bool
 iter_timestamp(const bson_iter_t *iter, int64 *ts, bool *typeok)
 {
 	*typeok = true;
-	if (bson_iter_type(iter) == BSON_TYPE_DATE_TIME)
+	if (bson_iter_type_unsafe(iter) == BSON_TYPE_DATE_TIME)
 	{
-		int64		ms = bson_iter_date_time(iter);
+		int64		ms = iter_date_ms(iter);
 		int64		x;
 
 		if (pg_sub_s64_overflow(ms, QLEAF_EPOCH_DIFF_MS, &x) ||
@@ -927,7 +946,7 @@ iter_timestamp(const bson_iter_t *iter, int64 *ts, bool *typeok)
 			return false;
 		return true;
 	}
-	if (bson_iter_type(iter) == BSON_TYPE_TIMESTAMP)
+	if (bson_iter_type_unsafe(iter) == BSON_TYPE_TIMESTAMP)
 	{
 		uint32_t	t,
 					i;
@@ -957,17 +976,17 @@ convert_string(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 	int			plen;
 	char		hex[25];
 
-	switch (bson_iter_type(iter))
+	switch (bson_iter_type_unsafe(iter))
 	{
 		case BSON_TYPE_UTF8:
 		case BSON_TYPE_SYMBOL:
 			s = iter_string(iter, &len);
 			if (!string_to_server(conv->db_utf8, s, len, &ps, &plen))
 				return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
-								 "The string is not valid UTF-8 or contains a NUL byte.");
+								 string_problem(s, len));
 			break;
 		case BSON_TYPE_OID:
-			bson_oid_to_string(bson_iter_oid(iter), hex);
+			bson_oid_to_string(bson_iter_oid_unsafe(iter), hex);
 			ps = hex;
 			plen = 24;
 			break;
@@ -1040,7 +1059,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 			  const bson_iter_t *iter, const bson_t *doc, int elemidx,
 			  Datum *result)
 {
-	bson_type_t btype = bson_iter_type(iter);
+	bson_type_t btype = bson_iter_type_unsafe(iter);
 
 	switch (kind)
 	{
@@ -1051,7 +1070,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				int64		v;
 
 				if (likely(btype == BSON_TYPE_INT32))
-					v = bson_iter_int32(iter);
+					v = bson_iter_int32_unsafe(iter);
 				else
 				{
 					switch (iter_int64(iter, &v))
@@ -1096,13 +1115,13 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				switch (btype)
 				{
 					case BSON_TYPE_DOUBLE:
-						d = bson_iter_double(iter);
+						d = bson_iter_double_unsafe(iter);
 						break;
 					case BSON_TYPE_INT32:
-						d = bson_iter_int32(iter);
+						d = bson_iter_int32_unsafe(iter);
 						break;
 					case BSON_TYPE_INT64:
-						d = (double) bson_iter_int64(iter);
+						d = (double) bson_iter_int64_unsafe(iter);
 						break;
 					case BSON_TYPE_DECIMAL128:
 						if (!double_from_decimal128(iter, &d))
@@ -1137,20 +1156,20 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				switch (btype)
 				{
 					case BSON_TYPE_INT32:
-						n = int64_to_numeric(bson_iter_int32(iter));
+						n = int64_to_numeric(bson_iter_int32_unsafe(iter));
 						break;
 					case BSON_TYPE_INT64:
-						n = int64_to_numeric(bson_iter_int64(iter));
+						n = int64_to_numeric(bson_iter_int64_unsafe(iter));
 						break;
 					case BSON_TYPE_DOUBLE:
-						n = numeric_from_double_exact(bson_iter_double(iter));
+						n = numeric_from_double_exact(bson_iter_double_unsafe(iter));
 						break;
 					case BSON_TYPE_DECIMAL128:
 						{
 							bson_decimal128_t dec;
 							D128Parts	p;
 
-							bson_iter_decimal128(iter, &dec);
+							bson_iter_decimal128_unsafe(iter, &dec);
 							decode_decimal128(&dec, &p);
 							n = numeric_from_decimal128(&p);
 							break;
@@ -1175,14 +1194,14 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 			if (btype != BSON_TYPE_BOOL)
 				return conv_fail(conv, iter, doc, elemidx, typid, typmod,
 								 CF_TYPE, NULL);
-			*result = BoolGetDatum(bson_iter_bool(iter));
+			*result = BoolGetDatum(bson_iter_bool_unsafe(iter));
 			return true;
 
 		case QK_TEXT:
 			if (likely(btype == BSON_TYPE_UTF8))
 			{
-				uint32_t	len;
-				const char *s = bson_iter_utf8(iter, &len);
+				size_t		len;
+				const char *s = bson_iter_utf8_unsafe(iter, &len);
 
 				if (likely(conv->db_utf8) &&
 					likely(pg_verify_mbstr(PG_UTF8, s, (int) len, true)))
@@ -1212,7 +1231,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				}
 				else if (btype == BSON_TYPE_OID)
 				{
-					data = bson_iter_oid(iter)->bytes;
+					data = bson_iter_oid_unsafe(iter)->bytes;
 					len = 12;
 				}
 				else
@@ -1267,7 +1286,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 
 				if (btype == BSON_TYPE_DATE_TIME)
 				{
-					int64		ms = bson_iter_date_time(iter);
+					int64		ms = iter_date_ms(iter);
 
 					/* floor division: dates before 1970 round down */
 					days = ms / MS_PER_DAY;
@@ -1300,7 +1319,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				initStringInfo(&buf);
 				if (!json_append(&buf, iter, 0))
 					return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
-									 "It contains a string that is not valid UTF-8 or contains a NUL byte.");
+									 "It contains a string that is not valid UTF-8.");
 				if (!conv->db_utf8)
 				{
 					char	   *s = pg_any_to_server(buf.data, buf.len, PG_UTF8);
@@ -1320,7 +1339,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 
 				if (!jsonb_push(&st, WJB_ELEM, iter, 0, &res))
 					return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
-									 "It contains a string that is not valid UTF-8 or contains a NUL byte.");
+									 "It contains a string that is not valid UTF-8, or a NUL byte, which jsonb cannot hold.");
 				*result = JsonbPGetDatum(JsonbValueToJsonb(res));
 				return true;
 			}
@@ -1338,7 +1357,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 				s = iter_string(iter, &len);
 				if (!string_to_server(conv->db_utf8, s, len, &ps, &plen))
 					return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
-									 "The string is not valid UTF-8 or contains a NUL byte.");
+									 string_problem(s, len));
 				{
 					ErrorContextCallback cb;
 					ConvErrorContext c = {conv, doc, elemidx};
@@ -1370,7 +1389,7 @@ convert_array(QleafColumnConv *conv, const bson_iter_t *iter,
 	int			dims[1];
 	int			lbs[1];
 
-	if (bson_iter_type(iter) != BSON_TYPE_ARRAY)
+	if (bson_iter_type_unsafe(iter) != BSON_TYPE_ARRAY)
 		return conv_fail(conv, iter, doc, -1, conv->typid, conv->typmod,
 						 CF_TYPE, NULL);
 	if (!bson_iter_recurse(iter, &child))
@@ -1427,7 +1446,7 @@ Datum
 qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 					const bson_t *doc, bool *isnull)
 {
-	bson_type_t t = bson_iter_type(iter);
+	bson_type_t t = bson_iter_type_unsafe(iter);
 	Datum		result = (Datum) 0;
 	bool		ok;
 
@@ -1452,11 +1471,33 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
  * ----------------------------------------------------------------
  */
 
+/*
+ * Is s valid UTF-8, NUL bytes allowed?  (JSON text can escape a NUL; the
+ * PostgreSQL string types and jsonb cannot hold one.)
+ */
+static bool
+utf8_valid_with_nul(const char *s, uint32_t len)
+{
+	while (len > 0)
+	{
+		const char *nul = memchr(s, '\0', len);
+		uint32_t	seg = nul ? (uint32_t) (nul - s) : len;
+
+		if (!pg_verify_mbstr(PG_UTF8, s, (int) seg, true))
+			return false;
+		if (nul == NULL)
+			break;
+		s += seg + 1;
+		len -= seg + 1;
+	}
+	return true;
+}
+
 /* Append a JSON string; false if s is not valid UTF-8. */
 static bool
 json_append_string(StringInfo buf, const char *s, uint32_t len)
 {
-	if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
+	if (!utf8_valid_with_nul(s, len))
 		return false;
 	appendStringInfoChar(buf, '"');
 	for (uint32_t i = 0; i < len; i++)
@@ -1636,11 +1677,11 @@ json_append(StringInfo buf, const bson_iter_t *iter, int depth)
 	uint32_t	len;
 	const char *s;
 
-	switch (bson_iter_type(iter))
+	switch (bson_iter_type_unsafe(iter))
 	{
 		case BSON_TYPE_DOUBLE:
 			{
-				double		d = bson_iter_double(iter);
+				double		d = bson_iter_double_unsafe(iter);
 
 				if (isnan(d))
 					appendStringInfoString(buf, "{\"$numberDouble\": \"NaN\"}");
@@ -1678,15 +1719,15 @@ json_append(StringInfo buf, const bson_iter_t *iter, int depth)
 			appendStringInfoString(buf, "{\"$undefined\": true}");
 			return true;
 		case BSON_TYPE_OID:
-			bson_oid_to_string(bson_iter_oid(iter), tmp);
+			bson_oid_to_string(bson_iter_oid_unsafe(iter), tmp);
 			appendStringInfo(buf, "{\"$oid\": \"%s\"}", tmp);
 			return true;
 		case BSON_TYPE_BOOL:
-			appendStringInfoString(buf, bson_iter_bool(iter) ? "true" : "false");
+			appendStringInfoString(buf, bson_iter_bool_unsafe(iter) ? "true" : "false");
 			return true;
 		case BSON_TYPE_DATE_TIME:
 			{
-				int64		ms = bson_iter_date_time(iter);
+				int64		ms = iter_date_ms(iter);
 
 				if (date_iso(ms, tmp))
 					appendStringInfo(buf, "{\"$date\": \"%s\"}", tmp);
@@ -1773,7 +1814,7 @@ json_append(StringInfo buf, const bson_iter_t *iter, int depth)
 				return true;
 			}
 		case BSON_TYPE_INT32:
-			appendStringInfo(buf, "%d", bson_iter_int32(iter));
+			appendStringInfo(buf, "%d", bson_iter_int32_unsafe(iter));
 			return true;
 		case BSON_TYPE_TIMESTAMP:
 			{
@@ -1785,14 +1826,14 @@ json_append(StringInfo buf, const bson_iter_t *iter, int depth)
 				return true;
 			}
 		case BSON_TYPE_INT64:
-			appendStringInfo(buf, INT64_FORMAT, (int64) bson_iter_int64(iter));
+			appendStringInfo(buf, INT64_FORMAT, (int64) bson_iter_int64_unsafe(iter));
 			return true;
 		case BSON_TYPE_DECIMAL128:
 			{
 				bson_decimal128_t dec;
 				char		str[BSON_DECIMAL128_STRING];
 
-				bson_iter_decimal128(iter, &dec);
+				bson_iter_decimal128_unsafe(iter, &dec);
 				bson_decimal128_to_string(&dec, str);
 				appendStringInfo(buf, "{\"$numberDecimal\": \"%s\"}", str);
 				return true;
@@ -1816,8 +1857,8 @@ qleaf_append_json_value(StringInfo buf, const bson_iter_t *iter)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("cannot render BSON %s as JSON",
-						qleaf_bson_type_name(bson_iter_type(iter))),
-				 errdetail("It contains a string that is not valid UTF-8 or contains a NUL byte.")));
+						qleaf_bson_type_name(bson_iter_type_unsafe(iter))),
+				 errdetail("It contains a string that is not valid UTF-8.")));
 }
 
 /* ----------------------------------------------------------------
@@ -1888,11 +1929,11 @@ jb_wrap_string(JsonbParseState **st, const char *key,
 static bool
 is_container_in_json(const bson_iter_t *iter)
 {
-	switch (bson_iter_type(iter))
+	switch (bson_iter_type_unsafe(iter))
 	{
 		case BSON_TYPE_DOUBLE:
 			{
-				double		d = bson_iter_double(iter);
+				double		d = bson_iter_double_unsafe(iter);
 
 				return isnan(d) || isinf(d);
 			}
@@ -1946,7 +1987,7 @@ static bool
 jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 		   const bson_iter_t *iter, int depth, JsonbValue **res)
 {
-	bson_type_t t = bson_iter_type(iter);
+	bson_type_t t = bson_iter_type_unsafe(iter);
 	bool		top_scalar = (*st == NULL && !is_container_in_json(iter));
 	uint32_t	len;
 	const char *s;
@@ -1970,7 +2011,7 @@ jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 	{
 		case BSON_TYPE_DOUBLE:
 			{
-				double		d = bson_iter_double(iter);
+				double		d = bson_iter_double_unsafe(iter);
 
 				if (isnan(d) || isinf(d))
 				{
@@ -2031,15 +2072,15 @@ jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 			break;
 		case BSON_TYPE_OID:
 			ps = palloc(25);
-			bson_oid_to_string(bson_iter_oid(iter), ps);
+			bson_oid_to_string(bson_iter_oid_unsafe(iter), ps);
 			jb_wrap_string(st, "$oid", ps, 24, res);
 			break;
 		case BSON_TYPE_BOOL:
-			*res = jb_push_bool(st, tok, bson_iter_bool(iter));
+			*res = jb_push_bool(st, tok, bson_iter_bool_unsafe(iter));
 			break;
 		case BSON_TYPE_DATE_TIME:
 			{
-				int64		ms = bson_iter_date_time(iter);
+				int64		ms = iter_date_ms(iter);
 
 				ps = palloc(32);
 				if (date_iso(ms, ps))
@@ -2151,10 +2192,10 @@ jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 				break;
 			}
 		case BSON_TYPE_INT32:
-			*res = jb_push_numeric(st, tok, int64_to_numeric(bson_iter_int32(iter)));
+			*res = jb_push_numeric(st, tok, int64_to_numeric(bson_iter_int32_unsafe(iter)));
 			break;
 		case BSON_TYPE_INT64:
-			*res = jb_push_numeric(st, tok, int64_to_numeric(bson_iter_int64(iter)));
+			*res = jb_push_numeric(st, tok, int64_to_numeric(bson_iter_int64_unsafe(iter)));
 			break;
 		case BSON_TYPE_TIMESTAMP:
 			{
@@ -2178,7 +2219,7 @@ jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 				bson_decimal128_t dec;
 
 				ps = palloc(BSON_DECIMAL128_STRING);
-				bson_iter_decimal128(iter, &dec);
+				bson_iter_decimal128_unsafe(iter, &dec);
 				bson_decimal128_to_string(&dec, ps);
 				jb_wrap_string(st, "$numberDecimal", ps, strlen(ps), res);
 				break;
@@ -2222,7 +2263,7 @@ qleaf_bson_document_to_jsonb(const bson_t *doc)
 			ereport(ERROR,
 					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 					 errmsg("cannot convert BSON document to jsonb"),
-					 errdetail("Field \"%s\" of the document with _id %s holds a string that is not valid UTF-8 or contains a NUL byte.",
+					 errdetail("Field \"%s\" of the document with _id %s holds a string that is not valid UTF-8 or contains a NUL byte, which jsonb cannot hold.",
 							   key ? key : "?", id_for_message(doc))));
 	}
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
