@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 
-import pymongo
 import pytest
 from bson import Int64, Timestamp
 from pymongo.errors import OperationFailure

@@ -2,9 +2,8 @@
 import datetime
 import uuid
 
-import pymongo
 import pytest
-from bson import Decimal128, Int64, ObjectId, SON, Timestamp
+from bson import Decimal128, Int64, ObjectId, SON
 from bson.binary import Binary, UUID_SUBTYPE
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -474,7 +473,7 @@ def test_list_indexes_missing_collection(db):
 
 def test_unique_index_on_existing_duplicates_fails(db):
     db.c.insert_many([{"a": 1}, {"a": 1}])
-    details = fails(lambda: db.command({"createIndexes": "c", "indexes": [
+    fails(lambda: db.command({"createIndexes": "c", "indexes": [
         {"key": {"a": 1}, "name": "a_1", "unique": True}]}), 11000)
     assert [i["name"] for i in db.c.list_indexes()] == ["_id_"]
 

@@ -6,7 +6,7 @@ Collections here hold counts that are not multiples of the batch size, so
 the last batch is short and its cursor id is 0 on every MongoDB version.
 """
 import pytest
-from bson import Int64, SON
+from bson import Int64
 from pymongo.errors import OperationFailure
 
 

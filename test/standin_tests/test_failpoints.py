@@ -9,7 +9,6 @@ or shutdown codes, which it turns into a rediscovery).
 """
 import time
 
-import pymongo
 import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 

@@ -5,16 +5,14 @@ the server's answer, not a driver's reading of it.  They hold for a real
 replica set too.
 """
 import datetime
-import socket
 import struct
 import time
 
-import bson
 import pymongo
 import pytest
 from bson import Int64, ObjectId, Timestamp
 
-from conftest import (EXTERNAL_URI, OP_MSG, OP_QUERY, OP_REPLY, connect_raw,
+from conftest import (EXTERNAL_URI, OP_MSG, OP_REPLY, connect_raw,
                       op_msg, op_query, parse_op_msg, parse_op_reply,
                       primary_address, raw_command, read_message)
 

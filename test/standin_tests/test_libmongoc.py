@@ -3,7 +3,6 @@
 ?replicaSet=rs0, reads with find and aggregate, and resumes a change stream
 across a kill -9 and restart of the server (stand-in only).
 """
-import os
 import queue
 import shutil
 import subprocess

@@ -6,7 +6,6 @@ Stand-in only (a test cannot kill a shared server).
 """
 import threading
 
-import pymongo
 import pytest
 from pymongo.errors import DuplicateKeyError, PyMongoError
 

@@ -1,7 +1,6 @@
 """Sessions and multi-document transactions: isolation, commit, abort."""
 import uuid
 
-import pymongo
 import pytest
 from bson import Binary, Int64
 from pymongo.errors import OperationFailure
