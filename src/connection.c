@@ -106,6 +106,8 @@ typedef struct QleafStream
 	QleafConn  *conn;			/* the cache entry whose client owns us */
 	bool		gave_up;		/* the last operation timed out or was
 								 * interrupted */
+	bool		partial;		/* the last non-blocking read returned less
+								 * than asked: more is to come */
 } QleafStream;
 
 /*
@@ -295,6 +297,8 @@ qleaf_stream_should_retry(mongoc_stream_t *stream)
 
 	if (qs->gave_up)
 		return false;
+	if (qs->partial)
+		return true;
 	return mongoc_stream_should_retry(qs->base);
 }
 
@@ -346,7 +350,10 @@ qleaf_stream_wait(QleafStream *qs, int events, int64 deadline)
 
 /*
  * Read at least min_bytes.  A timeout of 0 is libmongoc's non-blocking
- * mode (its connection handshake): pass it through.  Otherwise read in
+ * mode (the handshake of a new connection, driven by its poll loop):
+ * return what is there, even less than min_bytes, and say "retry"
+ * (the base socket stream would drop a partial read, and the handshake
+ * would then wait for bytes that already came).  Otherwise read in
  * slices, asking the base stream for at least one byte each time so that
  * nothing read is lost when a slice ends.
  */
@@ -363,8 +370,14 @@ qleaf_stream_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 	ssize_t		result;
 
 	qs->gave_up = false;
+	qs->partial = false;
 	if (timeout_msec == 0)
-		return mongoc_stream_readv(qs->base, iov, iovcnt, min_bytes, 0);
+	{
+		result = mongoc_stream_readv(qs->base, iov, iovcnt, 1, 0);
+		if (result > 0 && (size_t) result < min_bytes)
+			qs->partial = true;
+		return result;
+	}
 
 	deadline = timeout_msec < 0 ? -1 :
 		bson_get_monotonic_time() + (int64) timeout_msec * 1000;
@@ -437,6 +450,7 @@ qleaf_stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 	bool		sliced = qs->base->type == QLEAF_MONGOC_STREAM_SOCKET;
 
 	qs->gave_up = false;
+	qs->partial = false;
 	if (timeout_msec == 0)
 		return mongoc_stream_writev(qs->base, iov, iovcnt, 0);
 
