@@ -145,6 +145,8 @@ qleaf_set_as_user() {
 			setpriv "--reuid=$QLEAF_USER" "--regid=$QLEAF_USER" --init-groups --)
 		chown "$QLEAF_USER:" "$QLEAF_TMP" "$QLEAF_TMP/home" "$QLEAF_SOCK" \
 			"$QLEAF_TMP/logs"
+		"${QLEAF_AS_USER[@]}" test -w "$QLEAF_TMP" ||
+			qleaf_die "user \"$QLEAF_USER\" cannot reach $QLEAF_TMP (a parent directory is not searchable by it); point TMPDIR at a directory it can reach, such as /tmp"
 	else
 		QLEAF_AS_USER=(env "HOME=$QLEAF_TMP/home")
 	fi
