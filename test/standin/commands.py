@@ -275,7 +275,7 @@ def _type_name(v):
 
 
 def _match_pairs(coll, flt):
-    """Stored (dict, raw) pairs of coll matching flt, in natural order."""
+    """Stored [dict, raw] pairs of coll matching flt, in natural order."""
     if coll is None:
         return []
     pairs = coll.docs.values()
@@ -416,9 +416,11 @@ def cmd_list_databases(ctx):
     flt = _doc_arg(ctx.body, "filter")
     out = []
     total = 0
+    name_only = bool(ctx.body.get("nameOnly"))
     for name in sorted(ctx.server.store.dbs):
         colls = ctx.server.store.dbs[name]
-        size = sum(len(r) for c in colls.values() for _d, r in c.docs.values())
+        size = 0 if name_only else sum(len(storage.raw_of(p)) for c in colls.values()
+                                       for p in c.docs.values())
         entry = {"name": name, "sizeOnDisk": Int64(size), "empty": size == 0}
         if flt and not storage._filter_applies(flt, entry):
             continue
@@ -783,7 +785,7 @@ def _modify(ctx, c, pair, new_doc, pre_flag):
     if len(raw) > wire.MAX_BSON_OBJECT_SIZE:
         raise CommandError(17419, "Location17419",
                            "Resulting document after update is larger than 16777216")
-    if raw == pair[1]:
+    if raw == storage.raw_of(pair):
         return False
     key = id_key(old["_id"])
     if not ctx.body.get("bypassDocumentValidation"):
@@ -1184,8 +1186,17 @@ class _CollAdapter:
         return r[0] if r else None
 
 
+_AGGREGATE_OPTIONS = {"aggregate", "pipeline", "cursor", "explain", "allowDiskUse",
+                      "bypassDocumentValidation", "collation", "hint", "let",
+                      "readOnce", "isMapReduce"}
+
+
 def cmd_aggregate(ctx):
     body = ctx.body
+    for k in body:
+        if k not in _AGGREGATE_OPTIONS and k not in _GENERIC:
+            raise CommandError(40415, "Location40415",
+                               "BSON field 'aggregate.%s' is an unknown field." % k)
     target = body.get("aggregate")
     pipeline = body.get("pipeline")
     if not isinstance(pipeline, list):
@@ -1230,7 +1241,7 @@ def cmd_aggregate(ctx):
         if "count" in spec:
             info["count"] = len(c.docs) if c else 0
         if "storageStats" in spec:
-            size = sum(len(r) for _d, r in c.docs.values()) if c else 0
+            size = sum(len(storage.raw_of(p)) for p in c.docs.values()) if c else 0
             info["storageStats"] = {"count": len(c.docs) if c else 0,
                                     "size": size,
                                     "avgObjSize": size // len(c.docs) if c and c.docs else 0,
@@ -1480,7 +1491,7 @@ def cmd_coll_stats(ctx):
     if c is None:
         raise CommandError(*E.NAMESPACE_NOT_FOUND, "Collection [%s.%s] not found."
                            % (ctx.db, name))
-    size = sum(len(r) for _d, r in c.docs.values())
+    size = sum(len(storage.raw_of(p)) for p in c.docs.values())
     n = len(c.docs)
     scale = _int(ctx.body, "scale", 1, 1)
     return {"ns": c.ns, "size": size // scale, "count": n,
@@ -1493,7 +1504,7 @@ def cmd_coll_stats(ctx):
 
 def cmd_db_stats(ctx):
     colls = ctx.view.collections(ctx.db)
-    size = sum(len(r) for c in colls.values() for _d, r in c.docs.values())
+    size = sum(len(storage.raw_of(p)) for c in colls.values() for p in c.docs.values())
     n = sum(len(c.docs) for c in colls.values())
     scale = _int(ctx.body, "scale", 1, 1)
     return {"db": ctx.db, "collections": len(colls), "views": 0, "objects": n,

@@ -1,7 +1,7 @@
 """Cursors: ids, batches, getMore, killCursors, change stream cursors.
 
 Rules of this file:
-- A cursor holds references to stored (dict, raw) pairs or to result dicts,
+- A cursor holds references to stored [dict, raw] pairs or to result dicts,
   never encoded copies of the whole result: batches are encoded (or their
   cached bytes fetched) only when they are sent.
 - A batch is at most `batchSize` documents and at most 16 MiB; the first
@@ -86,7 +86,10 @@ class RawReply:
 
 
 def _raw_of_pair(item):
-    return item[1]
+    raw = item[1]
+    if raw is None:
+        raw = item[1] = wire.encode(item[0])
+    return raw
 
 
 class Cursor:
@@ -123,7 +126,7 @@ class Cursor:
         else:
             stop = end
         if to_raw is _raw_of_pair and stop - pos <= 4096:
-            out = [items[i][1] for i in range(pos, stop)]
+            out = [items[i][1] or _raw_of_pair(items[i]) for i in range(pos, stop)]
             size = sum(len(r) for r in out)
             if size <= MAX_BATCH_BYTES:
                 self.pos = stop

@@ -1,10 +1,11 @@
 """The data: databases, collections, documents, indexes, collection options.
 
 Rules of this file:
-- A stored document is a pair (dict, raw bytes).  The dict is never changed
-  in place once stored: an update builds a new dict and new bytes.  So
+- A stored document is a pair [dict, raw bytes].  The dict is never changed
+  in place once stored: an update builds a new dict and a new pair.  So
   readers may hand out references (for cursors, for mongomock stages that
-  do not mutate) without copying.
+  do not mutate) without copying.  The bytes may be None until first read
+  (documents replayed from the journal): read them with raw_of(pair).
 - Documents are keyed by id_key(_id), which gives MongoDB's _id equality
   (1 == 1.0 == Int64(1), true != 1, a string never equals a number).
 - Natural order is insertion order; an update keeps a document's place.
@@ -77,6 +78,14 @@ def _normalize(value):
     return value
 
 
+def raw_of(pair):
+    """The encoded bytes of a stored pair (encoded now if not yet)."""
+    raw = pair[1]
+    if raw is None:
+        raw = pair[1] = wire.encode(pair[0])
+    return raw
+
+
 def get_path(doc, path):
     """Value at a dotted path, or a sentinel when missing (no array fan-out)."""
     cur = doc
@@ -128,7 +137,7 @@ class Collection:
     def __init__(self, db, name, options=None):
         self.db = db
         self.name = name
-        self.docs = {}            # id_key -> (dict, raw bytes)
+        self.docs = {}            # id_key -> [dict, raw bytes or None]
         self.options = dict(options or {})
         self.indexes = [{"v": 2, "key": {"_id": 1}, "name": "_id_"}]
         self.unique = {}          # index name -> {value key: id key}
@@ -220,7 +229,7 @@ class Collection:
         self.check_unique(doc, key)
         if raw is None:
             raw = wire.encode(doc)
-        self.docs[key] = (doc, raw)
+        self.docs[key] = [doc, raw]
         self._index_add(doc, key)
         return key
 
@@ -230,7 +239,7 @@ class Collection:
         if raw is None:
             raw = wire.encode(doc)
         self._index_remove(old, key)
-        self.docs[key] = (doc, raw)
+        self.docs[key] = [doc, raw]
         self._index_add(doc, key)
 
     def delete(self, key):
@@ -240,14 +249,13 @@ class Collection:
         return old
 
     def put(self, doc, raw=None):
-        """Insert or replace by _id without checks (replay)."""
+        """Insert or replace by _id without checks (replay); the bytes are
+        encoded when first read."""
         key = id_key(doc["_id"])
         old = self.docs.get(key)
         if old is not None:
             self._index_remove(old[0], key)
-        if raw is None:
-            raw = wire.encode(doc)
-        self.docs[key] = (doc, raw)
+        self.docs[key] = [doc, raw]
         self._index_add(doc, key)
 
     def add_index(self, spec):
@@ -1365,6 +1373,20 @@ def _patch_mongomock():
                 return bson_type_name(v)
             return orig(self, operator, values)
         mm_aggregate._Parser._handle_type_convertion_operator = handle
+
+    # $min / $max accumulators in BSON order (null and missing ignored).
+    import functools
+    bkey = functools.cmp_to_key(bson_cmp)
+
+    def acc(pick):
+        def f(values):
+            vals = [v for v in values if v is not None and v is not _mf.NOTHING]
+            if not vals:
+                return None
+            return pick(vals, key=bkey)
+        return f
+    mm_aggregate._GROUPING_OPERATOR_MAP["$min"] = acc(min)
+    mm_aggregate._GROUPING_OPERATOR_MAP["$max"] = acc(max)
 
     # $group over no input gives no groups (mongomock gives one for _id null).
     orig_group = mm_aggregate._PIPELINE_HANDLERS["$group"]

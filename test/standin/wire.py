@@ -60,7 +60,15 @@ def decode(data):
     return bson.decode(data, CODEC)
 
 
+try:
+    _dict_to_bson = bson._dict_to_bson      # the C encoder, no wrapper checks
+except AttributeError:  # pragma: no cover
+    _dict_to_bson = None
+
+
 def encode(doc):
+    if _dict_to_bson is not None:
+        return _dict_to_bson(doc, False, CODEC)
     return bson.encode(doc, False, CODEC)
 
 
