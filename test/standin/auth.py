@@ -53,7 +53,8 @@ def _hmac(key, msg):
 class Auth:
     def __init__(self, user, password):
         self.user = user
-        self.salt = os.urandom(16)
+        # mongod (and libmongoc, which checks it) use hash size - 4 bytes
+        self.salt = os.urandom(28)
         salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode("utf-8"),
                                      self.salt, ITERATIONS)
         client_key = _hmac(salted, b"Client Key")

@@ -113,7 +113,7 @@ def dispatch(server, conn, body, seq, legacy_db=None):
             raise CommandError(*E.COMMAND_NOT_FOUND, "no such command: '%s'" % name)
         if server.auth is not None and not conn.user and name not in NO_AUTH:
             raise CommandError(*E.UNAUTHORIZED,
-                               "command %s requires authentication" % name)
+                               "Command %s requires authentication" % name)
         # failCommand: may close, block, or fail this command.
         fp = server.failpoints.check(name, conn)
         extra_wce = None
