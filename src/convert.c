@@ -96,6 +96,7 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -518,6 +519,29 @@ string_problem(const char *s, uint32_t len)
 	if (memchr(s, '\0', len) != NULL && utf8_valid_with_nul(s, len))
 		return "PostgreSQL strings cannot contain a NUL byte.";
 	return "The string is not valid UTF-8.";
+}
+
+/* An ObjectId as text of 24 lower-case hex digits, written in place. */
+static text *
+oid_to_text(const bson_oid_t *oid)
+{
+	static const char hex[] = "0123456789abcdef";
+	text	   *t = (text *) palloc(VARHDRSZ + 24);
+	char	   *p = VARDATA(t);
+	uint64		hi;
+	uint32		lo;
+
+	SET_VARSIZE(t, VARHDRSZ + 24);
+	/* two loads, then nibbles from registers */
+	memcpy(&hi, oid->bytes, 8);
+	memcpy(&lo, oid->bytes + 8, 4);
+	hi = pg_bswap64(hi);
+	lo = pg_bswap32(lo);
+	for (int i = 15; i >= 0; i--)
+		*p++ = hex[(hi >> (i * 4)) & 0xF];
+	for (int i = 7; i >= 0; i--)
+		*p++ = hex[(lo >> (i * 4)) & 0xF];
+	return t;
 }
 
 /* The string bytes of a string-like BSON value (string, symbol). */
@@ -1442,9 +1466,10 @@ convert_array(QleafColumnConv *conv, const bson_iter_t *iter,
 	return true;
 }
 
-Datum
-qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
-					const bson_t *doc, bool *isnull)
+/* Everything but the inline cases of qleaf_bson_to_datum. */
+static pg_noinline Datum
+bson_to_datum_general(QleafColumnConv *conv, const bson_iter_t *iter,
+					  const bson_t *doc, bool *isnull)
 {
 	bson_type_t t = bson_iter_type_unsafe(iter);
 	Datum		result = (Datum) 0;
@@ -1464,6 +1489,113 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 		checked_domain(conv, doc, -1, result, *isnull, conv->domaintypid,
 					   &conv->domain_extra);
 	return result;
+}
+
+/*
+ * The per-value entry point.  The exact type matches of the common column
+ * types are handled here, with no stack frame to speak of (libbson's
+ * iterators are 128-byte aligned: a function with one as a local realigns
+ * its stack on every call); everything else goes to the general path.
+ */
+Datum
+qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
+					const bson_t *doc, bool *isnull)
+{
+	bson_type_t t = bson_iter_type_unsafe(iter);
+
+	if (likely(!OidIsValid(conv->domaintypid)))
+	{
+		switch (conv->kind)
+		{
+			case QK_INT4:
+				if (t == BSON_TYPE_INT32)
+				{
+					*isnull = false;
+					return Int32GetDatum(bson_iter_int32_unsafe(iter));
+				}
+				break;
+			case QK_INT8:
+				if (t == BSON_TYPE_INT64)
+				{
+					*isnull = false;
+					return Int64GetDatum(bson_iter_int64_unsafe(iter));
+				}
+				if (t == BSON_TYPE_INT32)
+				{
+					*isnull = false;
+					return Int64GetDatum(bson_iter_int32_unsafe(iter));
+				}
+				break;
+			case QK_FLOAT8:
+				if (t == BSON_TYPE_DOUBLE)
+				{
+					*isnull = false;
+					return Float8GetDatum(bson_iter_double_unsafe(iter));
+				}
+				break;
+			case QK_BOOL:
+				if (t == BSON_TYPE_BOOL)
+				{
+					*isnull = false;
+					return BoolGetDatum(bson_iter_bool_unsafe(iter));
+				}
+				break;
+			case QK_TIMESTAMP:
+			case QK_TIMESTAMPTZ:
+				if (t == BSON_TYPE_DATE_TIME && conv->basetypmod < 0)
+				{
+					int64		ms = iter_date_ms(iter);
+
+					/* well inside the range: no overflow check needed */
+					if (ms > -INT64CONST(200000000000000) &&
+						ms < INT64CONST(9000000000000000))
+					{
+						*isnull = false;
+						return TimestampTzGetDatum((ms - QLEAF_EPOCH_DIFF_MS) * 1000);
+					}
+				}
+				break;
+			case QK_TEXT:
+				if (t == BSON_TYPE_UTF8 && likely(conv->db_utf8))
+				{
+					size_t		len;
+					const char *str = bson_iter_utf8_unsafe(iter, &len);
+
+					if (likely(pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
+					{
+						*isnull = false;
+						return PointerGetDatum(cstring_to_text_with_len(str, (int) len));
+					}
+				}
+				else if (t == BSON_TYPE_OID)
+				{
+					*isnull = false;
+					return PointerGetDatum(oid_to_text(bson_iter_oid_unsafe(iter)));
+				}
+				break;
+			case QK_NUMERIC:
+				if (t == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
+				{
+					bson_decimal128_t dec;
+					D128Parts	p;
+
+					bson_iter_decimal128_unsafe(iter, &dec);
+					decode_decimal128(&dec, &p);
+					if (p.cls == D128_FINITE &&
+						p.coef <= (unsigned __int128) FAST_NUMERIC_MAX &&
+						p.exp <= 0)
+					{
+						int64		v = (int64) p.coef;
+
+						*isnull = false;
+						return NumericGetDatum(int64_div_fast_to_numeric(p.negative ? -v : v,
+																		 -p.exp));
+					}
+				}
+				break;
+		}
+	}
+	return bson_to_datum_general(conv, iter, doc, isnull);
 }
 
 /* ----------------------------------------------------------------
