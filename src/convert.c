@@ -36,7 +36,8 @@
  *								with a decimal.  NaN and +-Infinity, double
  *								or decimal, become numeric NaN/+-Infinity.
  *								Decimal trailing zeros are kept (1.50).
- *								Typmod (precision, scale) is applied.
+ *								numeric(p,s) rounds to s digits; a value
+ *								that still does not fit is out of range.
  *	boolean						bool only.
  *	text, varchar, char, name	string, symbol, objectId (24 lower-case hex
  *								digits).  Anything else is an error: map
@@ -52,7 +53,9 @@
  *	json, jsonb					any BSON value, rendered as below.
  *	T[]							array, each element converted as for T
  *								(null elements are NULL).  A non-array
- *								value is an error.
+ *								value is an error; so is an element that
+ *								does not fit (with on_conversion_error
+ *								'null' the whole array is NULL).
  *	domains						as their base type, then the domain's
  *								constraints are checked.
  *	any other type				string, through the type's input function
@@ -64,8 +67,11 @@
  * Extended JSON v2 in relaxed mode, so that writing the value back yields
  * the same BSON:
  *	int, long			number
- *	double				number; an integral double keeps a ".0" (1.0); NaN and
- *						+-Infinity are {"$numberDouble": "NaN"|"Infinity"|"-Infinity"}
+ *	double				number, the shortest decimal that reads back as the same
+ *						double; an integral one keeps a ".0" (1.0) in json (and
+ *						in jsonb when it has no exponent: jsonb numbers are
+ *						numeric, so 1e21 shows in full); NaN and +-Infinity are
+ *						{"$numberDouble": "NaN"|"Infinity"|"-Infinity"}
  *	decimal				{"$numberDecimal": "1.50"}
  *	string				string
  *	objectId			{"$oid": "<24 hex digits>"}
