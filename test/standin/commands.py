@@ -1038,6 +1038,10 @@ def cmd_find(ctx):
     if body.get("tailable") or body.get("awaitData"):
         raise CommandError(238, "NotImplemented",
                            "tailable cursors are not supported by the stand-in")
+    for k in ("min", "max", "returnKey", "showRecordId", "let"):
+        if body.get(k):
+            raise CommandError(238, "NotImplemented",
+                               "the find option '%s' is not supported by the stand-in" % k)
     flt = _doc_arg(body, "filter") or {}
     proj_spec = _doc_arg(body, "projection")
     sort = _doc_arg(body, "sort")
@@ -1049,6 +1053,8 @@ def cmd_find(ctx):
         limit = -limit
         single = True
     c = ctx.view.get(ctx.db, name)
+    _check_hint(c, body.get("hint"))
+    _check_collation(body.get("collation"))
     pairs = _match_pairs(c, flt)
     if sort:
         pairs = storage.sort_docs(pairs, sort, get=lambda p: p[0])
@@ -1065,6 +1071,33 @@ def cmd_find(ctx):
         batch_size = limit
     return _cursor_reply(ctx, "%s.%s" % (ctx.db, name), pairs, to_raw, batch_size,
                          single_batch=single)
+
+
+def _check_hint(c, hint):
+    """A hint must name an existing index (as mongod requires)."""
+    if hint is None or hint == {} or hint == "":
+        return
+    if isinstance(hint, dict) and list(hint) == ["$natural"]:
+        return
+    if c is not None:
+        for i in c.indexes:
+            if (isinstance(hint, str) and i["name"] == hint) or \
+                    (isinstance(hint, dict) and dict(i["key"]) == hint):
+                return
+    elif hint is not None:
+        return                    # no collection: mongod ignores the hint
+    raise CommandError(*E.BAD_VALUE,
+                       "hint provided does not correspond to an existing index")
+
+
+def _check_collation(coll):
+    if coll is None:
+        return
+    if not isinstance(coll, dict):
+        raise CommandError(*E.TYPE_MISMATCH, "collation must be an object")
+    if coll.get("locale") != "simple":
+        raise CommandError(238, "NotImplemented",
+                           "the stand-in supports only the simple collation")
 
 
 def cmd_get_more(ctx):
@@ -1233,6 +1266,11 @@ def cmd_aggregate(ctx):
     name = _coll_name(ctx, "aggregate")
     ns = "%s.%s" % (ctx.db, name)
     c = ctx.view.get(ctx.db, name)
+    _check_hint(c, body.get("hint"))
+    _check_collation(body.get("collation"))
+    if body.get("let"):
+        raise CommandError(238, "NotImplemented",
+                           "the aggregate option 'let' is not supported by the stand-in")
     stages = list(pipeline)
     if stages and "$collStats" in stages[0]:
         spec = stages[0]["$collStats"] or {}

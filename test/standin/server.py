@@ -87,7 +87,9 @@ class Connection:
 class Server:
     def __init__(self, host, port, replset="rs0", dbpath=None,
                  oplog_size=DEFAULT_OPLOG_EVENTS, auth=None, log_file=None):
-        self.host = host
+        self.bind_host = host
+        # hello's hosts / me / primary: the address clients use
+        self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
         self.port = port
         self.replset = replset
         self.dbpath = dbpath
@@ -134,7 +136,7 @@ class Server:
     def listen(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, self.port))
+        s.bind((self.bind_host, self.port))
         s.listen(128)
         if self.port == 0:
             self.port = s.getsockname()[1]
