@@ -633,9 +633,11 @@ def cmd_create_indexes(ctx):
                                    "An existing index has the same name as the "
                                    "requested index but a different key")
             continue
-        if any(dict(i["key"]) == dict(spec["key"]) and
-               bool(i.get("unique")) == bool(spec.get("unique")) for i in c.indexes):
-            continue
+        for i in c.indexes:
+            if list(dict(i["key"]).items()) == list(dict(spec["key"]).items()):
+                raise CommandError(85, "IndexOptionsConflict",
+                                   "Index already exists with a different name: %s"
+                                   % i["name"])
         c.add_index(spec)
         added.append(spec)
     if added:
@@ -1192,7 +1194,7 @@ def cmd_distinct(ctx):
 # stage gets private copies of the input.
 _NON_MUTATING = {"$match", "$sort", "$limit", "$skip", "$count", "$group",
                  "$sample", "$project", "$replaceRoot", "$replaceWith",
-                 "$sortByCount", "$bucket", "$facet", "$unset"}
+                 "$sortByCount", "$bucket", "$unset"}
 
 
 class _DbAdapter:

@@ -1388,6 +1388,10 @@ def _patch_mongomock():
     mm_aggregate._GROUPING_OPERATOR_MAP["$min"] = acc(min)
     mm_aggregate._GROUPING_OPERATOR_MAP["$max"] = acc(max)
 
+    # $sort with MongoDB's order (arrays by min/max element, BSON types).
+    mm_aggregate._PIPELINE_HANDLERS["$sort"] = \
+        lambda coll, db, options: sort_docs(coll, options)
+
     # $group over no input gives no groups (mongomock gives one for _id null).
     orig_group = mm_aggregate._PIPELINE_HANDLERS["$group"]
 
