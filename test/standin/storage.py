@@ -676,7 +676,8 @@ def projection_plan(spec):
                                 "inclusion" if include else "exclusion"))
         fields.append(k)
     if include is None:
-        include = False
+        # only _id named: {_id: 1} keeps just _id, {_id: 0} drops it
+        include = keep_id
     return include, fields, keep_id
 
 
