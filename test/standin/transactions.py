@@ -70,6 +70,7 @@ class Transaction:
         self.txn_number = txn_number
         self.registry = registry if registry is not None else {}
         self.locks = set()
+        self.base = {}            # (db, coll, key) -> the pair first written over
         self.shadows = {}         # (db, coll) -> Collection or None
         self.entries = []
         self.state = "in_progress"
@@ -152,6 +153,7 @@ class TxnView:
                                "multi-document transaction.", labels=[TRANSIENT])
         txn.locks.add(lk)
         txn.registry[lk] = txn
+        txn.base[lk] = real_pair
 
 
 class Session:
@@ -243,13 +245,23 @@ class Sessions:
             raise CommandError(*NO_SUCH_TRANSACTION,
                                "Transaction with { txnNumber: %d } has been aborted."
                                % txn_number, labels=[TRANSIENT])
+        # A write outside any transaction may have changed a document this
+        # one wrote (mongod would have made that write wait): abort then.
+        store = self.server.store
+        for (db, coll, key), base in txn.base.items():
+            real = store.get(db, coll)
+            if (real.docs.get(key) if real is not None else None) is not base:
+                self.abort(session, txn_number)
+                raise CommandError(112, "WriteConflict",
+                                   "WriteConflict error: this operation conflicted with "
+                                   "another operation. Please retry your operation or "
+                                   "multi-document transaction.", labels=[TRANSIENT])
         txn.state = "committed"
         entries = txn.entries
         txn.shadows = {}
         txn.release()
         if not entries:
             return None
-        store = self.server.store
         for e in entries:
             store.apply_entry(e)
         return self.server.oplog.append(entries, session.lsid, txn_number)
