@@ -122,7 +122,6 @@ qleaf_init() {
 	QLEAF_SUITE_PID=
 	QLEAF_CLUSTER_STARTED=
 	QLEAF_CLEANED=
-	QLEAF_FAILED_SETUP=
 
 	# Our own cwd must not be inside the temp dir: the final sweep ends
 	# every process whose cwd is there.
