@@ -172,3 +172,27 @@ def test_database_aggregate_needs_a_collectionless_stage(db):
         db.command({"aggregate": 1, "pipeline": [{"$match": {}}],
                     "cursor": {}})
     assert e.value.code == 73
+
+
+def test_graph_lookup(db):
+    db.emp.insert_many([{"_id": 1, "name": "ceo", "boss": None},
+                        {"_id": 2, "name": "cto", "boss": 1},
+                        {"_id": 3, "name": "dev", "boss": 2},
+                        {"_id": 4, "name": "cfo", "boss": 1}])
+    got = agg(db.emp, [{"$match": {"_id": 3}},
+                       {"$graphLookup": {"from": "emp", "startWith": "$boss",
+                                         "connectFromField": "boss",
+                                         "connectToField": "_id",
+                                         "as": "chain"}}])
+    assert sorted(d["name"] for d in got[0]["chain"]) == ["ceo", "cto"]
+
+
+def test_out_writes_a_collection(orders):
+    got = agg(orders, [{"$match": {"status": "paid"}},
+                       {"$project": {"total": 1}}, {"$out": "paid"}])
+    assert got == []
+    paid = orders.database.paid
+    assert sorted(d["_id"] for d in paid.find()) == [1, 2, 4]
+    # $out replaces the whole target collection.
+    agg(orders, [{"$match": {"_id": 3}}, {"$out": "paid"}])
+    assert [d["_id"] for d in paid.find()] == [3]
