@@ -189,11 +189,16 @@ qleaf_slice(int32 left)
 	return left;
 }
 
+/*
+ * Whether a failed read or write of a slice only ran out of time (or was
+ * woken by a signal) and may be tried again.  errno 0 is not: libmongoc's
+ * socket stream leaves it 0 when the peer closed the connection.
+ */
 static bool
 qleaf_errno_is_wait(int err)
 {
 	return err == ETIMEDOUT || err == EAGAIN || err == EWOULDBLOCK ||
-		err == EINTR || err == EINPROGRESS || err == 0;
+		err == EINTR || err == EINPROGRESS;
 }
 
 /*
@@ -1195,7 +1200,9 @@ qleaf_report_internal(int elevel, QleafConn *conn, const bson_error_t *error,
 		return;
 	}
 
-	if (domain == MONGOC_ERROR_CLIENT && code == MONGOC_ERROR_CLIENT_AUTHENTICATE)
+	if ((domain == MONGOC_ERROR_CLIENT &&
+		 code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+		domain == MONGOC_ERROR_SCRAM || domain == MONGOC_ERROR_SASL)
 	{
 		if (conn)
 			conn->broken = true;
