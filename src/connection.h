@@ -9,6 +9,11 @@
  * query cancel, statement_timeout or termination is pending, so libmongoc
  * never keeps the backend deaf to interrupts.
  *
+ * Credentials (username, password, auth_source, auth_mechanism) come from
+ * the user mapping only.  Unless the server's URI sets them,
+ * connectTimeoutMS and serverSelectionTimeoutMS are 5000 ms (libmongoc's
+ * defaults are 10 s and 30 s); the application name is "qleaf_fdw".
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef QLEAF_CONNECTION_H
@@ -27,7 +32,10 @@ typedef struct QleafConn QleafConn;
  * use pings the server so unreachable servers and bad credentials fail
  * here with a clear ERROR.  Every qleaf_get_connection must be paired
  * with qleaf_release_connection, normally from a memory context reset
- * callback so that an ERROR releases it too.
+ * callback so that an ERROR releases it too.  Destroy every libmongoc
+ * object made from the client (cursors, collections) before releasing:
+ * a connection that was invalidated, lost or cut by a cancel is destroyed
+ * when its last user releases it.
  */
 extern QleafConn *qleaf_get_connection(UserMapping *user, ForeignServer *server);
 extern void qleaf_release_connection(QleafConn *conn);
@@ -38,8 +46,11 @@ extern mongoc_client_t *qleaf_conn_client(QleafConn *conn);
  * cancel reports as a cancel, not as a network error), then raises
  * ereport(elevel) with an SQLSTATE chosen from the error's domain/code,
  * MongoDB's message in the detail, the server named, and context naming
- * what was being done ("while running aggregate on collection \"x\"").
- * reply may be NULL.  Never shows a password.
+ * what was being done.  what is the context line as it is shown, e.g.
+ * "while running aggregate on collection \"db.coll\""; NULL for none.
+ * reply may be NULL.  Never shows a password.  Network and
+ * authentication failures mark the connection broken: it is replaced
+ * once released.
  */
 extern void qleaf_report_error(int elevel, QleafConn *conn,
 							   const bson_error_t *error,
