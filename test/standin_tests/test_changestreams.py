@@ -583,6 +583,9 @@ def test_projecting_away_the_id_fails_280(db):
     e = error_of(read)
     assert e.code == 280
     assert e.details["codeName"] == "ChangeStreamFatalError"
+    # MongoDB labels the codes of its NonResumableChangeStreamError
+    # category (280, 286) so drivers never retry them.
+    assert "NonResumableChangeStreamError" in e.details.get("errorLabels", [])
 
 
 def test_replacing_the_id_fails_280(db):
@@ -701,6 +704,8 @@ def test_resume_point_older_than_the_oplog_fails_286(standin):
         e = error_of(lambda: RawChangeStream(c, "hist", "c", spec=spec))
         assert e.code == 286, spec
         assert e.details["codeName"] == "ChangeStreamHistoryLost"
+        assert "NonResumableChangeStreamError" in e.details.get(
+            "errorLabels", [])
     # A recent point still works.
     recent = operation_time_of(c, lambda s: db.c.insert_one({"_id": 99},
                                                             session=s))
