@@ -95,9 +95,27 @@ def error_reply(server, err, op_time=None):
 # Dispatch
 # ---------------------------------------------------------------------------
 
+SLOW_MS = 200
+
+
 def dispatch(server, conn, body, seq, legacy_db=None):
     """Run one command; returns the encoded reply (a list of byte strings),
-    or None when the connection must be closed without a reply."""
+    or None when the connection must be closed without a reply.  With --log,
+    failed and slow commands are logged."""
+    if server.log_fh is None:
+        return _dispatch(server, conn, body, seq, legacy_db)
+    start = time.monotonic()
+    reply = _dispatch(server, conn, body, seq, legacy_db)
+    ms = (time.monotonic() - start) * 1000
+    name = next(iter(body)) if body else "?"
+    if reply is None:
+        server.log("conn%d %s: connection closed (fail point)" % (conn.id, name))
+    elif ms >= SLOW_MS and name not in ("hello", "isMaster", "ismaster", "getMore"):
+        server.log("conn%d %s on %s: %.0f ms" % (conn.id, name, body.get("$db"), ms))
+    return reply
+
+
+def _dispatch(server, conn, body, seq, legacy_db=None):
     if not body:
         return error_reply(server, CommandError(*E.FAILED_TO_PARSE,
                                                 "empty command document"))
@@ -144,6 +162,9 @@ def dispatch(server, conn, body, seq, legacy_db=None):
             return None
         return envelope(server, reply, ctx.op_time)
     except CommandError as e:
+        if server.log_fh is not None:
+            server.log("conn%d %s on %s: error %d %s: %s" % (conn.id, name, db, e.code,
+                                                          e.code_name, e.errmsg))
         return error_reply(server, e, ctx.op_time)
     except Exception as e:  # a bug: answer it, never kill the connection
         server.log("internal error in %s: %r" % (name, e), exc=True)
