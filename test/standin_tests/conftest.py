@@ -12,6 +12,7 @@ Servers are never waited for with sleeps: a start waits for the `ready`
 line on the server's stdout.  Every server a fixture starts is killed in
 its finalizer, whatever happened in the test.
 """
+import ctypes
 import hashlib
 import os
 import re
@@ -53,6 +54,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "standin_only" in item.keywords:
             item.add_marker(skip)
+
+
+def _die_with_parent():
+    """In the child before exec: have the kernel send SIGTERM when the test
+    process dies, so no stand-in outlives a killed pytest."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -133,7 +143,8 @@ class Standin:
         t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE,
                                      stderr=self._errfile,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         reader = threading.Thread(target=self._read_stdout,
                                   args=(self.proc, self._ready), daemon=True)
         reader.start()
