@@ -505,7 +505,7 @@ class ChangeStreamCursor:
         self._seq = oplog.seq_at_or_after(pos[:3])
 
     def _check_history(self, ts):
-        if ts < self._oplog.oldest_time():
+        if self._oplog.history_lost(ts):
             raise _error(_HISTORY_LOST, _HISTORY_LOST_MSG, _NON_RESUMABLE)
 
     @staticmethod

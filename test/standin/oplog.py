@@ -204,15 +204,21 @@ class Oplog:
         return self._base + len(self._entries)
 
     def oldest_time(self):
-        """Start points before this time are lost (ChangeStreamHistoryLost).
-
-        Until entries have been dropped from memory it is the time the oplog
-        began, like the first entry of a real replica set's oplog.
-        """
-        if self._trimmed and self._first < self.end_seq:
+        """The time of the oldest entry in memory, or the origin if none."""
+        if self._first < self.end_seq:
             k = self._keys[self._first - self._base]
             return Timestamp(k[0], k[1])
         return self._origin
+
+    def history_lost(self, ts):
+        """Whether events from ts on may be gone (ChangeStreamHistoryLost).
+
+        As mongod's oplog scan: only once entries have left the oplog, and
+        then for points before the oldest kept entry.  An oplog that never
+        lost anything still starts with its "initiating set" entry, and any
+        earlier start point is accepted.
+        """
+        return self._trimmed and ts < self.oldest_time()
 
     def seq_at_or_after(self, key):
         """First sequence number whose (secs, inc, txnOpIndex) is >= key."""
