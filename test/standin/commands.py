@@ -1391,6 +1391,10 @@ def _run_pipeline_docs(ctx, ns, docs, stages, batch_size, out_stage=None):
         raise CommandError(238, "NotImplemented", str(e).split(". See")[0])
     except CommandError:
         raise
+    except AssertionError as e:
+        # mongomock's operand checks ("$add only uses numbers")
+        raise CommandError(*E.TYPE_MISMATCH, "PlanExecutor error during aggregation :: "
+                           "caused by :: %s" % e)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
         raise CommandError(2, "BadValue", "aggregation failed: %s: %s"
                            % (type(e).__name__, e))

@@ -69,6 +69,14 @@ class _MemoryClock:
         return ts
 
 
+_current = []
+
+
+def current_cluster_time():
+    """The running server's cluster time ($$CLUSTER_TIME)."""
+    return _current[0].oplog.cluster_time() if _current else Timestamp(0, 0)
+
+
 class Connection:
     _ids = [0]
     _ids_lock = threading.Lock()
@@ -109,6 +117,7 @@ class Server:
         self.failpoints = failpoints.FailPoints()
         self.shutdown = threading.Event()
         self.listener = None
+        _current[:] = [self]
 
     def log(self, msg, exc=False):
         line = "%s %s\n" % (datetime.datetime.utcnow().isoformat(timespec="milliseconds"),

@@ -1389,6 +1389,35 @@ def _patch_mongomock():
     mm_aggregate._GROUPING_OPERATOR_MAP["$min"] = acc(min)
     mm_aggregate._GROUPING_OPERATOR_MAP["$max"] = acc(max)
 
+    # $avg counts Decimal128 as a number (and then answers a Decimal128).
+    def avg(values):
+        nums = [_num(v) for v in values
+                if (isinstance(v, (int, float)) and not isinstance(v, bool))
+                or isinstance(v, Decimal128)]
+        if not nums:
+            return None
+        if any(isinstance(v, _decimal.Decimal) for v in nums):
+            total = sum(_decimal.Decimal(v) if not isinstance(v, _decimal.Decimal) else v
+                        for v in nums)
+            return Decimal128(total / len(nums))
+        return sum(nums) / float(len(nums))
+    mm_aggregate._GROUPING_OPERATOR_MAP["$avg"] = avg
+
+    # $$NOW and $$CLUSTER_TIME.
+    orig_basic = mm_aggregate._Parser._parse_basic_expression
+
+    def basic(self, expression):
+        if isinstance(expression, str) and expression.startswith("$$"):
+            name = expression[2:].split(".", 1)[0]
+            if name == "NOW":
+                now = datetime.datetime.utcnow()
+                return now.replace(microsecond=now.microsecond // 1000 * 1000)
+            if name == "CLUSTER_TIME":
+                from .server import current_cluster_time
+                return current_cluster_time()
+        return orig_basic(self, expression)
+    mm_aggregate._Parser._parse_basic_expression = basic
+
     # $sort with MongoDB's order (arrays by min/max element, BSON types).
     mm_aggregate._PIPELINE_HANDLERS["$sort"] = \
         lambda coll, db, options: sort_docs(coll, options)
@@ -1399,6 +1428,10 @@ def _patch_mongomock():
     def group(in_collection, database, options):
         if not in_collection:
             return []
+        if isinstance(options, dict):
+            # the $count accumulator (MongoDB 5.0) is {$sum: 1}
+            options = {k: ({"$sum": 1} if isinstance(v, dict) and list(v) == ["$count"]
+                           else v) for k, v in options.items()}
         return orig_group(in_collection, database, options)
     mm_aggregate._PIPELINE_HANDLERS["$group"] = group
 
