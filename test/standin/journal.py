@@ -65,6 +65,10 @@ class Journal:
         self.frames = 0
         self.torn_bytes = 0       # bytes cut off a torn tail when opened
         created = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if not created and os.path.getsize(self.path) < len(MAGIC):
+            with open(self.path, "rb") as f:
+                head = f.read()
+            created = MAGIC.startswith(head)    # the creation itself was cut short
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         if created:
             os.ftruncate(self._fd, 0)

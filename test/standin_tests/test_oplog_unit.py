@@ -738,3 +738,13 @@ def test_tiny_oplog_size_loses_history_with_286(standin):
     assert e.value.code == 286
     assert "NonResumableChangeStreamError" in e.value.details.get("errorLabels", [])
     c.close()
+
+
+def test_a_journal_cut_inside_its_magic_starts_afresh(tmp_path):
+    (tmp_path / journal_mod.FILE_NAME).write_bytes(journal_mod.MAGIC[:3])
+    s = FakeServer(dbpath=str(tmp_path))
+    assert list(s.oplog.load()) == []
+    append(s, [ins(1)])
+    s.oplog.close()
+    again = FakeServer(dbpath=str(tmp_path))
+    assert [e["doc"]["_id"] for e in again.oplog.load()] == [1]
