@@ -1141,8 +1141,12 @@ def cmd_get_more(ctx):
     cur = ctx.server.cursors.get(int(cid), ns)
     if cur.kind == "changestream":
         max_await = body.get("maxTimeMS")
-        events, pbrt, closed = cur.stream.next_batch(
-            batch_size, int(max_await) if max_await is not None else 1000, False)
+        try:
+            events, pbrt, closed = cur.stream.next_batch(
+                batch_size, int(max_await) if max_await is not None else 1000, False)
+        except CommandError:
+            ctx.server.cursors.close(int(cid))     # mongod kills the cursor
+            raise
         if closed:
             ctx.server.cursors.close(int(cid))
         return raw_cursor_reply(0 if closed else int(cid), cur.ns,

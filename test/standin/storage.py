@@ -1041,7 +1041,7 @@ INVALID_OPTIONS_PIPELINE = (72, "InvalidOptions")
 
 def pipeline_compat(pipeline):
     """Rewrite stages mongomock lacks into ones it has ($unset -> $project
-    exclusion, $replaceWith -> $replaceRoot)."""
+    exclusion, $replaceWith -> $replaceRoot, $sortByCount -> $group + $sort)."""
     out = []
     for stage in pipeline:
         name, arg = next(iter(stage.items()))
@@ -1050,6 +1050,9 @@ def pipeline_compat(pipeline):
             out.append({"$project": {f: 0 for f in fields}})
         elif name == "$replaceWith":
             out.append({"$replaceRoot": {"newRoot": arg}})
+        elif name == "$sortByCount":
+            out.append({"$group": {"_id": arg, "count": {"$sum": 1}}})
+            out.append({"$sort": {"count": -1}})
         else:
             out.append(stage)
     return out
