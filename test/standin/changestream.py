@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Mapping
 
 import bson
-from bson import Binary, Timestamp
+from bson import Timestamp
 from bson.raw_bson import RawBSONDocument
 
 from .errors import CommandError
@@ -230,8 +230,34 @@ def _check_stages(pipeline):
             raise _error(_UNRECOGNIZED_STAGE, "Unrecognized pipeline stage name: '%s'" % name)
         if name == "$changeStreamSplitLargeEvent":
             continue
+        _check_stage_argument(name, arg)
         stages.append((name, arg))
     return stages
+
+
+def _check_stage_argument(name, arg):
+    """The shape checks mongod makes when it parses these stages."""
+    if name == "$match" and not isinstance(arg, Mapping):
+        raise _error((15959, "Location15959"), "the match filter must be an expression in an "
+                     "object")
+    if name == "$project" and not isinstance(arg, Mapping):
+        raise _error((15969, "Location15969"), "$project specification must be an object")
+    if name in ("$addFields", "$set") and not isinstance(arg, Mapping):
+        raise _error((40272, "Location40272"), "%s specification stage must be an object, got %s"
+                     % (name, _type_name(arg)))
+    if name == "$replaceRoot":
+        if not isinstance(arg, Mapping):
+            raise _error((40229, "Location40229"), "expected an object as specification for "
+                         "$replaceRoot stage, got %s" % _type_name(arg))
+        if "newRoot" not in arg:
+            raise _error((40231, "Location40231"), "no newRoot specified for the $replaceRoot "
+                         "stage")
+    if name == "$unset":
+        fields = [arg] if isinstance(arg, str) else arg
+        if not isinstance(fields, list) or not fields or \
+                not all(isinstance(f, str) for f in fields):
+            raise _error((31002, "Location31002"), "$unset specification must be a string or an "
+                         "array containing only string values")
 
 
 _mm = None
@@ -524,10 +550,10 @@ class ChangeStreamCursor:
 
         The first batch (the aggregate) returns at once; a getMore waits up to
         max_await_ms (default 1000) and returns as soon as an event is there.
-        batch_size None or 0 means the default: 101 for the first batch (0
-        makes an empty first batch only when given as 0 there), no limit
-        beyond 16 MiB for a getMore.  After an invalidate event the stream is
-        closed.  Called with the oplog lock held.
+        batch_size: for the first batch None means 101 and 0 an empty batch;
+        for a getMore None or 0 means as many as fit in 16 MiB.  After an
+        invalidate event the stream is closed.  Called with the oplog lock
+        held.
         """
         if self._failure is not None:
             raise self._failure

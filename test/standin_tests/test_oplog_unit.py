@@ -7,7 +7,6 @@ through change stream cursors.  The end-to-end tests at the bottom
 (persistence across kill -9) need a stand-in of their own.
 """
 import datetime
-import os
 import sys
 import threading
 import time
@@ -286,6 +285,8 @@ def test_namespace_errors(db, coll, cluster, code):
     ({"$group": {"_id": None}}, 20), ({"$sort": {"a": 1}}, 20), ({"$lookup": {}}, 20),
     ({"$nonsense": {}}, 40324), ({"$changeStream": {}}, 40602),
     ({"$match": {}, "$project": {}}, 40323),
+    ({"$match": "x"}, 15959), ({"$project": 1}, 15969), ({"$set": []}, 40272),
+    ({"$replaceRoot": "$x"}, 40229), ({"$replaceRoot": {}}, 40231), ({"$unset": [1]}, 31002),
 ])
 def test_stage_errors(stage, code):
     s = FakeServer()
