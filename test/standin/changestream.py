@@ -669,7 +669,8 @@ class ChangeStreamCursor:
         level = self.level
         if op == "rename":
             to = entry.get("to") or {}
-            if self._ns_match(db, entry.get("coll")) or self._ns_match(to.get("db"), to.get("coll")):
+            if self._ns_match(db, entry.get("coll")) or \
+                    self._ns_match(to.get("db"), to.get("coll")):
                 return level == LEVEL_COLLECTION
             return None
         if op == "dropDatabase":
@@ -724,7 +725,8 @@ class ChangeStreamCursor:
                          "token, was modified by the pipeline. Modifying the _id field of an "
                          "event makes it impossible to resume the stream from that point. Only "
                          "transformations that retain the unmodified _id field are allowed. "
-                         "Expected: %s but found: %s" % (make_token(key), doc.get("_id", "MISSING")),
+                         "Expected: %s but found: %s"
+                         % (make_token(key), doc.get("_id", "MISSING")),
                          _NON_RESUMABLE)
         return _encode(doc, False, CODEC)
 
