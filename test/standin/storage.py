@@ -1315,6 +1315,27 @@ def _patch_mongomock():
         fi._operator_map[key] = _mf._not_nothing_and(
             _mf._list_expand(_mf._compare_objects(op)))
 
+    # $mod (truncating, as MongoDB: -5 % 3 is -2).
+    def mod(doc_val, search_val):
+        if not isinstance(search_val, list) or len(search_val) != 2:
+            raise _OperationFailure("malformed mod, needs to be an array")
+        divisor, remainder = search_val
+        if not _is_number(doc_val) or not _is_number(divisor):
+            return False
+        d, x = int(_num(divisor)), _num(doc_val)
+        if d == 0:
+            raise _OperationFailure("divisor cannot be 0")
+        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+            return False
+        x = int(x)
+        r = abs(x) % abs(d)
+        return (r if x >= 0 else -r) == int(_num(remainder))
+    def mod_any(doc_val, search_val):
+        if isinstance(doc_val, list):
+            return any(mod(v, search_val) for v in doc_val)
+        return mod(doc_val, search_val)
+    fi._operator_map["$mod"] = _mf._not_nothing_and(mod_any)
+
     # Comparison expressions ($eq, $gt, $cmp ... in $expr, $project, ...):
     # full BSON order, a missing field below null.
     def handle_comparison(self, operator, values):
