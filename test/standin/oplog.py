@@ -11,9 +11,10 @@ Rules of this file:
 - A non-transactional entry gets its own Timestamp(secs, inc); the entries
   of one transaction share one and are told apart by txnOpIndex.  Keys
   (secs, inc, txnOpIndex) are therefore unique and increasing.
-- Only the newest `max_events` entries stay in memory.  A start point older
-  than the oldest of them is lost history (ChangeStreamHistoryLost).  The
-  entries of one transaction leave memory together.
+- Only the newest `max_events` entries stay in memory.  Once entries have
+  left, a start point older than the oldest kept one is lost history
+  (ChangeStreamHistoryLost).  The entries of one transaction stay or leave
+  together.
 - Entries are stored as given (no copies): writers must not mutate an entry
   or the documents in it after `append`.
 """
@@ -56,7 +57,8 @@ class Oplog:
         # below _first are logically gone and only wait to be cut in bulk.
         self._entries = []
         self._keys = []       # (secs, inc, txnOpIndex) of each entry
-        self._cache = []      # per entry: None or {variant: encoded event}
+        self._cache = []      # per entry: None or a dict of its encoded documents
+        #                       ("doc", "pre", "key"), wall time and events
         self._base = 0
         self._first = 0
         self._trimmed = False
