@@ -55,6 +55,15 @@ SELECT 1;
 ROLLBACK;
 SELECT count(*) FROM (SELECT name FROM items OFFSET 0) s;
 
+-- closing a connection does not wait long for a server that holds its
+-- replies: the endSessions sent on close gets one short try
+SELECT count(*) FROM (SELECT name FROM items OFFSET 0) s;
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["endSessions"], "blockConnection": true, "blockTimeMS": 10000, "appName": "qleaf_fdw"}}'
+SELECT clock_timestamp() AS t0 \gset
+SELECT qleaf_fdw_disconnect('cancel_srv');
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 s' AS closed_promptly;
+SELECT count(*) FROM (SELECT name FROM items OFFSET 0) s;
+
 \! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": "off"}'
 SET client_min_messages = warning;
 DROP SERVER cancel_srv CASCADE;

@@ -61,6 +61,12 @@ PG_FUNCTION_INFO_V1(qleaf_fdw_disconnect_all);
 /* connectTimeoutMS and serverSelectionTimeoutMS unless the URI sets them. */
 #define QLEAF_DEFAULT_CONNECT_TIMEOUT_MS	5000
 
+/*
+ * Longest wait of a network operation on a client that is only being
+ * cleaned up (closed, or cut by a cancel): killCursors, endSessions.
+ */
+#define QLEAF_WIND_DOWN_MS		1000
+
 /* The type tag of our stream wrapper; libmongoc's own types are 1 to 7. */
 #define QLEAF_STREAM_TYPE		0x51
 /* libmongoc's tag for its buffered stream (mongoc-stream-private.h) */
@@ -84,6 +90,8 @@ struct QleafConn
 	int			in_use;			/* get minus release calls */
 	bool		invalid;		/* server or mapping changed since connect */
 	bool		broken;			/* connect failed or connection was lost */
+	bool		winding_down;	/* only cleanup is left to do: never
+								 * reconnect, wait at most QLEAF_WIND_DOWN_MS */
 	bool		use_tls;		/* the URI asks for TLS */
 	char	   *server_name;	/* for messages, in TopMemoryContext */
 	char	   *display_uri;	/* the "uri" option without credentials */
@@ -308,23 +316,41 @@ qleaf_stream_should_retry(mongoc_stream_t *stream)
 }
 
 /*
- * Wait until the base stream is ready for events, the deadline passes
- * (returns 0) or an interrupt is pending (returns -1, errno EINTR).
- */
-/*
  * We cut an operation short for an interrupt.  libmongoc may have marked
  * the server unusable for a while (a retried read whose handshake we cut
  * puts it in its 5 s cooldown), so the client is replaced as soon as
- * nobody uses it.
+ * nobody uses it.  Until then it only winds down: the cleanup that runs
+ * during the abort (killCursors, endSessions) must not hang on a server
+ * that does not answer, nor connect again.
  */
 static void
 qleaf_stream_interrupted(QleafStream *qs)
 {
 	qs->gave_up = true;
 	qs->conn->broken = true;
+	qs->conn->winding_down = true;
 	errno = EINTR;
 }
 
+/*
+ * The monotonic deadline (µs) of an operation given timeout_msec (< 0:
+ * none), shortened while the client winds down.
+ */
+static int64
+qleaf_stream_deadline(QleafStream *qs, int32_t timeout_msec)
+{
+	if (qs->conn->winding_down &&
+		(timeout_msec < 0 || timeout_msec > QLEAF_WIND_DOWN_MS))
+		timeout_msec = QLEAF_WIND_DOWN_MS;
+	if (timeout_msec < 0)
+		return -1;
+	return bson_get_monotonic_time() + (int64) timeout_msec * 1000;
+}
+
+/*
+ * Wait until the base stream is ready for events, the deadline passes
+ * (returns 0) or an interrupt is pending (returns -1, errno EINTR).
+ */
 static int
 qleaf_stream_wait(QleafStream *qs, int events, int64 deadline)
 {
@@ -384,8 +410,7 @@ qleaf_stream_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 		return result;
 	}
 
-	deadline = timeout_msec < 0 ? -1 :
-		bson_get_monotonic_time() + (int64) timeout_msec * 1000;
+	deadline = qleaf_stream_deadline(qs, timeout_msec);
 	cur = iovcnt <= lengthof(local) ? local :
 		bson_malloc(sizeof(mongoc_iovec_t) * iovcnt);
 
@@ -459,8 +484,7 @@ qleaf_stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov,
 	if (timeout_msec == 0)
 		return mongoc_stream_writev(qs->base, iov, iovcnt, 0);
 
-	deadline = timeout_msec < 0 ? -1 :
-		bson_get_monotonic_time() + (int64) timeout_msec * 1000;
+	deadline = qleaf_stream_deadline(qs, timeout_msec);
 	cur = iovcnt <= lengthof(local) ? local :
 		bson_malloc(sizeof(mongoc_iovec_t) * iovcnt);
 
@@ -529,8 +553,8 @@ qleaf_stream_poll(mongoc_stream_poll_t *streams, size_t nstreams,
 		base[i].events = streams[i].events;
 		base[i].revents = 0;
 	}
-	deadline = timeout < 0 ? -1 :
-		bson_get_monotonic_time() + (int64) timeout * 1000;
+	deadline = qleaf_stream_deadline((QleafStream *) streams[0].stream,
+									 timeout);
 
 	for (;;)
 	{
@@ -584,8 +608,11 @@ qleaf_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 	mongoc_stream_t *opened;
 	QleafStream *qs;
 
-	/* a retry after an interrupted operation: do not even connect */
-	if (qleaf_must_give_up())
+	/*
+	 * A retry after an interrupted operation, or cleanup of a client that
+	 * is going away: do not even connect.
+	 */
+	if (qleaf_must_give_up() || conn->winding_down)
 	{
 		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
 					   "connection attempt canceled");
@@ -763,6 +790,14 @@ qleaf_get_connection(UserMapping *user, ForeignServer *server)
 
 	if (conn->client == NULL)
 		qleaf_connect(conn, user, server);
+	else if (conn->winding_down)
+	{
+		/*
+		 * Still held by someone after a cancel cut its I/O: a new user
+		 * means new work, so let it reconnect and wait normally again.
+		 */
+		conn->winding_down = false;
+	}
 
 	conn->in_use++;
 	return conn;
@@ -931,6 +966,7 @@ qleaf_connect(QleafConn *conn, UserMapping *user, ForeignServer *server)
 		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(user->umid));
 	conn->invalid = false;
 	conn->broken = false;
+	conn->winding_down = false;
 	conn->have_connect_error = false;
 	memset(&conn->stats, 0, sizeof(conn->stats));
 
@@ -1010,10 +1046,13 @@ qleaf_disconnect(QleafConn *conn)
 
 	if (client == NULL)
 		return;
-	conn->client = NULL;
+	/* endSessions: one short try on the open connection, no reconnect */
+	conn->winding_down = true;
 	mongoc_client_destroy(client);
+	conn->client = NULL;
 	conn->invalid = false;
 	conn->broken = false;
+	conn->winding_down = false;
 	conn->have_connect_error = false;
 }
 
