@@ -175,6 +175,12 @@ WHERE warehouse = 'north' AND stock_level < 10;
 EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
 
+-- Fewer, larger batches: the table's batch_size option.
+ALTER FOREIGN TABLE user_activities OPTIONS (ADD batch_size '5000');
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
+ALTER FOREIGN TABLE user_activities OPTIONS (DROP batch_size);
+
 \set ECHO none
 \if :have_pushdown_guc
 \set ECHO all
@@ -191,7 +197,32 @@ RESET qleaf_fdw.enable_pushdown;
 \set ECHO all
 
 -- ======================================================================
--- 5. Always live: a write in MongoDB shows in the next query
+-- 5. A value that does not fit its column
+-- ======================================================================
+-- Order totals are decimals; read as integer, the first one with cents
+-- fails, and the error says which column, field, BSON type and document.
+CREATE FOREIGN TABLE orders_as_integers (_id text, total integer)
+  SERVER shop OPTIONS (collection 'orders');
+DO $$
+DECLARE
+  msg text;
+  detail text;
+BEGIN
+  PERFORM sum(total) FROM orders_as_integers;
+EXCEPTION WHEN others THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+  RAISE NOTICE E'the scan failed as it should:\n  ERROR %\n  DETAIL %', msg, detail;
+END
+$$;
+
+-- With on_conversion_error 'null' such values read as NULL instead.
+ALTER FOREIGN TABLE orders_as_integers
+  ALTER COLUMN total OPTIONS (ADD on_conversion_error 'null');
+SELECT count(*) AS orders, count(total) AS whole_euro_totals
+FROM orders_as_integers;
+
+-- ======================================================================
+-- 6. Always live: a write in MongoDB shows in the next query
 -- ======================================================================
 SELECT sku, name, stock_level FROM inventory WHERE sku = 'SKU-0001';
 \! /usr/bin/python3 test/mongo-cmd --db shop '{"update": "inventory", "updates": [{"q": {"_id": "SKU-0001"}, "u": {"$inc": {"stockLevel": 100}}}]}'
@@ -201,7 +232,7 @@ SELECT sku, name, stock_level FROM inventory WHERE sku = 'SKU-0001';
 SELECT * FROM qleaf_fdw_get_connections();
 
 -- ======================================================================
--- 6. Change streams as SQL
+-- 7. Change streams as SQL
 -- ======================================================================
 \set ECHO none
 \if :have_streams
