@@ -1085,8 +1085,8 @@ def cmd_find(ctx):
         pairs = pairs[skip:]
     if limit:
         pairs = pairs[:limit]
-    proj = storage.find_projector(proj_spec)
-    to_raw = None
+    to_raw = storage.make_raw_projector(proj_spec) if proj_spec else None
+    proj = storage.find_projector(proj_spec) if to_raw is None else None
     if proj is not None:
         def to_raw(p, proj=proj):
             return wire.encode(proj(p[0]))
@@ -1331,6 +1331,7 @@ def cmd_aggregate(ctx):
     pairs = list(c.docs.values()) if c is not None else []
     i = 0
     projector = None
+    raw_projector = None
     while i < len(stages):
         (op, arg), = stages[i].items()
         if op == "$match" and projector is None and isinstance(arg, dict):
@@ -1355,13 +1356,16 @@ def cmd_aggregate(ctx):
             if p is None:
                 break
             projector = p
+            raw_projector = storage.make_raw_projector(arg)
         else:
             break
         i += 1
     rest = stages[i:]
     if not rest and out_stage is None:
         to_raw = None
-        if projector is not None:
+        if raw_projector is not None:
+            to_raw = raw_projector
+        elif projector is not None:
             def to_raw(p, projector=projector):
                 return wire.encode(projector(p[0]))
         return _cursor_reply(ctx, ns, pairs, to_raw, batch_size)

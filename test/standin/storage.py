@@ -764,6 +764,72 @@ def make_projector(spec):
     return exc
 
 
+import struct as _struct
+
+_FIXED_SIZES = {1: 8, 6: 0, 7: 12, 8: 1, 9: 8, 10: 0, 16: 4, 17: 8, 18: 8, 19: 16,
+                127: 0, 255: 0}
+_unpack_i32 = _struct.Struct("<i").unpack_from
+_pack_i32 = _struct.Struct("<i").pack
+
+
+def _slice_fields(raw, names, want):
+    """The encoded document made of the top-level elements of `raw` whose
+    names are in `names` (bytes), in document order; None if raw holds an
+    element type this scanner does not size."""
+    pos = 4
+    end = len(raw) - 1
+    parts = []
+    find = raw.find
+    while pos < end:
+        t = raw[pos]
+        nul = find(b"\x00", pos + 1)
+        v = nul + 1
+        n = _FIXED_SIZES.get(t)
+        if n is None:
+            if t == 2 or t == 13 or t == 14:
+                n = 4 + _unpack_i32(raw, v)[0]
+            elif t == 3 or t == 4 or t == 15:
+                n = _unpack_i32(raw, v)[0]
+            elif t == 5:
+                n = 5 + _unpack_i32(raw, v)[0]
+            else:
+                return None
+        nxt = v + n
+        if raw[pos + 1:nul] in names:
+            parts.append(raw[pos:nxt])
+            if len(parts) == want:
+                break
+        pos = nxt
+    body = b"".join(parts)
+    return _pack_i32(len(body) + 5) + body + b"\x00"
+
+
+def make_raw_projector(spec):
+    """A function (dict, raw) pair -> encoded projected document for a simple
+    inclusion projection of top-level fields, slicing the cached bytes
+    instead of building and encoding a dict; None for other projections."""
+    plan = projection_plan(spec)
+    if plan is None:
+        return None
+    include, fields, keep_id = plan
+    if not include or any("." in f for f in fields):
+        return None
+    names = {f.encode() for f in fields}
+    if keep_id:
+        names.add(b"_id")
+    want = len(names)
+    as_dict = make_projector(spec)
+
+    def project(pair):
+        raw = pair[1]
+        if raw is not None:
+            out = _slice_fields(raw, names, want)
+            if out is not None:
+                return out
+        return wire.encode(as_dict(pair[0]))
+    return project
+
+
 _scratch = _threading.local()
 
 
