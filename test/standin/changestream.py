@@ -39,7 +39,7 @@ from bson.raw_bson import RawBSONDocument
 
 from .errors import CommandError
 from .journal import CODEC
-from .oplog import millis
+from .oplog import _id_key, millis
 
 # -- codes not (yet) in errors.py ---------------------------------------------
 _BAD_VALUE = (2, "BadValue")
@@ -472,6 +472,22 @@ def _entry_doc(entry, cache, field):
     return raw
 
 
+def _document_key(entry, cache):
+    """The encoded documentKey, cut out of the document's bytes when it is
+    {_id: the document's _id} (as for every write of the stand-in)."""
+    key = entry.get("key")
+    field = "doc" if entry.get("doc") is not None else "pre"
+    doc = entry.get(field)
+    if doc is not None and (key is None or (type(key) is dict and len(key) == 1 and
+                                            "_id" in key and key["_id"] is doc.get("_id"))):
+        raw = _id_key(_entry_doc(entry, cache, field))
+        if raw is not None:
+            return raw
+    if key is None:
+        key = {"_id": (doc or {}).get("_id")}
+    return _raw(key)
+
+
 def _describe(entry):
     return "{operationType: %s, ns: %s.%s, documentKey: %r, clusterTime: %r}" % (
         _OPERATION_TYPE.get(entry.get("op")), entry.get("db"), entry.get("coll"),
@@ -743,10 +759,9 @@ class ChangeStreamCursor:
         parts.append(b"\x09wallTime\x00" + _I64.pack(_wall_millis(entry, cache)))
         crud = op in _CRUD
         if crud:
-            doc_key = _entry_doc(entry, cache, "key")
+            doc_key = cache.get("key")
             if doc_key is None:
-                doc = entry.get("doc") or entry.get("pre") or {}
-                doc_key = cache["key"] = _raw({"_id": doc.get("_id")})
+                doc_key = cache["key"] = _document_key(entry, cache)
         if op == "insert" or op == "replace":
             parts.append(_raw_element(b"fullDocument\x00", _entry_doc(entry, cache, "doc")))
         elif op == "update" and self._fd != "default":

@@ -749,3 +749,14 @@ def test_a_journal_cut_inside_its_magic_starts_afresh(tmp_path):
     s.oplog.close()
     again = FakeServer(dbpath=str(tmp_path))
     assert [e["doc"]["_id"] for e in again.oplog.load()] == [1]
+
+
+@pytest.mark.parametrize("id_value", _IDS, ids=[type(v).__name__ for v in _IDS])
+def test_document_key_of_every_id_type(id_value):
+    s = FakeServer()
+    st = open_stream(s)
+    doc = {"_id": id_value, "v": 1}
+    append(s, [dict(ins(1), key={"_id": doc["_id"]}, doc=doc),
+               dict(dele(1, doc), key={"_id": doc["_id"]})])
+    expected = bson.decode(bson.encode({"_id": id_value}, codec_options=CODEC), CODEC)
+    assert [e["documentKey"] for e in events(st, s)] == [expected, expected]
