@@ -195,6 +195,119 @@ SKIP:
 	stop_standin($plain);
 }
 
+# A TLS connection that works, through a TLS-terminating relay in front of
+# the stand-in, with a certificate made here: reads, writes and a cancel
+# go through our stream wrapper around libmongoc's TLS stream.
+SKIP:
+{
+	skip 'the TLS relay fronts a stand-in (QLEAF_MONGODB_URI is set)', 5
+	  if defined $given_uri;
+	skip "no stand-in at $standin", 5 unless $have_standin;
+
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my ($out, $err);
+	IPC::Run::run(
+		[
+			'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+			'-keyout', "$dir/key.pem", '-out', "$dir/cert.pem",
+			'-days', '2', '-subj', '/CN=127.0.0.1',
+			'-addext', 'subjectAltName=IP:127.0.0.1'
+		],
+		'>', \$out, '2>', \$err) or die "openssl req failed: $err";
+
+	# the relay: TLS on one port, plain TCP to the stand-in
+	open(my $fh, '>', "$dir/relay.py") or die;
+	print $fh <<'PY';
+import socket, ssl, sys, threading
+listen_port, target_port, cert, key = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", listen_port))
+ls.listen(16)
+print("ready", flush=True)
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(raw):
+    try:
+        tls = ctx.wrap_socket(raw, server_side=True)
+    except (OSError, ssl.SSLError):
+        raw.close()
+        return
+    up = socket.create_connection(("127.0.0.1", target_port))
+    threading.Thread(target=pump, args=(tls, up), daemon=True).start()
+    pump(up, tls)
+while True:
+    conn, _ = ls.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+PY
+	close($fh);
+
+	my ($plain, $port) = start_standin();
+	my $uri = "mongodb://127.0.0.1:$port/";
+	load_fixture($uri);
+	my $tls_port = PostgreSQL::Test::Cluster::get_free_port();
+	my ($rin, $rout, $rerr) = ('', '', '');
+	my $timer = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
+	my $relay = IPC::Run::start(
+		[ $python, "$dir/relay.py", $tls_port, $port, "$dir/cert.pem", "$dir/key.pem" ],
+		\$rin, \$rout, \$rerr, $timer);
+	$relay->pump until $rout =~ /^ready$/m || $timer->is_expired;
+	die "the TLS relay did not start: $rerr" unless $rout =~ /^ready$/m;
+	push @standins, $relay;
+
+	define_server('tls_ok',
+		"mongodb://127.0.0.1:$tls_port/?tls=true&tlsCAFile=$dir/cert.pem");
+	is( $node->safe_psql(
+			'postgres',
+			"SET qleaf_fdw.batch_size = 3;\nSELECT count(*), sum(_id) FROM tls_ok.items"),
+		'20|210',
+		'a verified TLS connection reads every batch');
+
+	mongo_cmd($uri,
+		'{"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["getMore"], "blockConnection": true, "blockTimeMS": 20000, "appName": "qleaf_fdw"}}'
+	);
+	my $start = time;
+	my ($ret, $stdout, $stderr) = $node->psql(
+		'postgres', q{
+		SET qleaf_fdw.batch_size = 3;
+		SET statement_timeout = '1s';
+		SELECT count(*) FROM (SELECT name FROM tls_ok.items OFFSET 0) s;
+	});
+	like($stderr, qr/canceling statement due to statement timeout/,
+		'statement_timeout while a TLS read waits: canceled');
+	cmp_ok(time - $start, '<', 5, 'well before the 20 s hold');
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM tls_ok.items'),
+		'20', 'the next query over TLS works');
+
+	# the certificate is checked: the same relay without the CA file fails
+	define_server('tls_unknown_ca', "mongodb://127.0.0.1:$tls_port/?tls=true");
+	($ret, $stdout, $stderr) = $node->psql(
+		'postgres', 'SELECT count(*) FROM tls_unknown_ca.items',
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like(
+		$stderr,
+		qr/ERROR:  HV00N: could not establish a TLS connection to MongoDB server "tls_unknown_ca"/,
+		'a certificate from an unknown authority: TLS error');
+
+	$relay->kill_kill;
+	@standins = grep { $_ != $relay } @standins;
+	stop_standin($plain);
+}
+
 {
 	define_server('dns_srv', 'mongodb://qleaf-no-such-host.invalid:27017/');
 	my ($ret, $stdout, $stderr) = $node->psql(
