@@ -76,6 +76,7 @@ class Journal:
             self._end = len(MAGIC)
         else:
             self._end = self._scan()
+        self._loaded_end = self._end       # load() reads up to here
 
     def close(self):
         if self._fd is not None:
@@ -94,9 +95,20 @@ class Journal:
         self.append_encoded([_encode(e, False, CODEC) for e in entries])
 
     def append_encoded(self, docs):
-        """Like append, for entries already encoded as BSON."""
+        """Like append, for entries already encoded as BSON.
+
+        If the write fails (a full disk), the part written is cut off again
+        so that later frames do not follow a broken one, and the error is
+        raised: the write was not made durable.
+        """
         payload = b"".join(docs)
-        self._write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        try:
+            self._write(frame)
+        except OSError:
+            os.ftruncate(self._fd, self._end)
+            raise
+        self._end += len(frame)
         self.frames += 1
 
     def _write(self, data):
@@ -170,7 +182,7 @@ class Journal:
 
     def batches(self):
         """Yield the entries of each durable append, in order, as lists."""
-        for _offset, payload in self._frames(stop=self._end):
+        for _offset, payload in self._frames(stop=self._loaded_end):
             docs = bson.decode_all(payload, CODEC)
             if docs and "$meta" in docs[0]:
                 docs = [d for d in docs if "$meta" not in d]

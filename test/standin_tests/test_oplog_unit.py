@@ -7,6 +7,7 @@ through change stream cursors.  The end-to-end tests at the bottom
 (persistence across kill -9) need a stand-in of their own.
 """
 import datetime
+import os
 import sys
 import threading
 import time
@@ -760,3 +761,24 @@ def test_document_key_of_every_id_type(id_value):
                dict(dele(1, doc), key={"_id": doc["_id"]})])
     expected = bson.decode(bson.encode({"_id": id_value}, codec_options=CODEC), CODEC)
     assert [e["documentKey"] for e in events(st, s)] == [expected, expected]
+
+
+def test_a_failed_journal_write_leaves_no_broken_frame(tmp_path, monkeypatch):
+    s = FakeServer(dbpath=str(tmp_path))
+    append(s, [ins(1)])
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(journal_mod.os, "write", short_then_full)
+    with pytest.raises(OSError):
+        append(s, [ins(2)])
+    monkeypatch.setattr(journal_mod.os, "write", real_write)
+    append(s, [ins(3)])
+    s.oplog.close()
+    again = FakeServer(dbpath=str(tmp_path))
+    assert [e["doc"]["_id"] for e in again.oplog.load()] == [1, 3]
