@@ -24,11 +24,19 @@
  *   libmongoc then fails the operation with a network error;
  *   qleaf_report_error calls CHECK_FOR_INTERRUPTS first, so the user sees
  *   the cancel, not the network error.  We never longjmp out of a
- *   libmongoc callback.
+ *   libmongoc callback (stream, initiator, monitoring or log callback).
+ *
+ * - A client whose I/O a cancel cut is replaced once released; until then,
+ *   and while any client is destroyed, it "winds down": it never connects
+ *   again and waits at most QLEAF_WIND_DOWN_MS, so the cleanup libmongoc
+ *   does during an abort or at exit (killCursors, endSessions) cannot hang
+ *   on a server that does not answer.
  *
  * - Connecting is bounded too: when the URI does not say otherwise,
  *   connectTimeoutMS and serverSelectionTimeoutMS default to
  *   QLEAF_DEFAULT_CONNECT_TIMEOUT_MS instead of libmongoc's 10 s / 30 s.
+ *   Name resolution (getaddrinfo) and the TLS handshake run inside
+ *   libmongoc's own initiator and are bounded only by those timeouts.
  *
  *-------------------------------------------------------------------------
  */
