@@ -36,14 +36,23 @@ def raw_document(elements):
     return [_INT32.pack(size)] + elements + [b"\x00"]
 
 
+_HEADS = []
+
+
+def _heads(n):
+    """Element headers b"\\x03<i>\\x00" of array indexes 0..n-1 (cached)."""
+    if len(_HEADS) < n:
+        _HEADS.extend(b"\x03%d\x00" % i for i in range(len(_HEADS), max(n, 1024)))
+    return _HEADS[:n]
+
+
 def _raw_array_parts(raws):
-    parts = []
-    total = 5
-    for i, r in enumerate(raws):
-        head = b"\x03" + str(i).encode() + b"\x00"
-        parts.append(head)
-        parts.append(r)
-        total += len(head) + len(r)
+    n = len(raws)
+    heads = _heads(n)
+    parts = [None] * (2 * n)
+    parts[0::2] = heads
+    parts[1::2] = raws
+    total = 5 + sum(map(len, heads)) + sum(map(len, raws))
     return [_INT32.pack(total)] + parts + [b"\x00"]
 
 
@@ -125,14 +134,26 @@ class Cursor:
             stop = min(end, pos + batch_size)
         else:
             stop = end
-        if to_raw is _raw_of_pair and stop - pos <= 4096:
-            out = [items[i][1] or _raw_of_pair(items[i]) for i in range(pos, stop)]
-            size = sum(len(r) for r in out)
-            if size <= MAX_BATCH_BYTES:
-                self.pos = stop
-                return out
-            out = []
-            size = 0
+        if to_raw is _raw_of_pair:
+            # cached bytes: take them a chunk at a time
+            while pos < stop:
+                chunk_end = min(stop, pos + 4096)
+                chunk = [p[1] or _raw_of_pair(p) for p in items[pos:chunk_end]]
+                csize = sum(map(len, chunk))
+                if size + csize <= MAX_BATCH_BYTES:
+                    out.extend(chunk)
+                    size += csize
+                    pos = chunk_end
+                    continue
+                for raw in chunk:
+                    if out and size + len(raw) > MAX_BATCH_BYTES:
+                        break
+                    out.append(raw)
+                    size += len(raw)
+                    pos += 1
+                break
+            self.pos = pos
+            return out
         while pos < stop:
             raw = to_raw(items[pos])
             if out and size + len(raw) > MAX_BATCH_BYTES:
