@@ -175,8 +175,8 @@ WHERE warehouse = 'north' AND stock_level < 10;
 EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
 
--- Fewer, larger batches: the table's batch_size option.
-ALTER FOREIGN TABLE user_activities OPTIONS (ADD batch_size '5000');
+-- Round trips follow the table's batch_size option (documents per batch).
+ALTER FOREIGN TABLE user_activities OPTIONS (ADD batch_size '500');
 EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT count(*) FROM user_activities WHERE activity_type = 'purchase';
 ALTER FOREIGN TABLE user_activities OPTIONS (DROP batch_size);
