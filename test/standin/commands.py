@@ -178,6 +178,12 @@ def _default_labels(ctx, code):
     retryable = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435,
                  13436, 63, 150, 134}
     body = ctx.body
+    in_txn = body.get("autocommit") is False
+    if in_txn and ctx.name not in ("commitTransaction", "abortTransaction") and \
+            (code in retryable or code in (112, 24, 46)):
+        # WriteConflict, LockTimeout, LockBusy and network-ish errors in a
+        # transaction are transient
+        return ["TransientTransactionError"]
     if code in retryable and "txnNumber" in body and \
             body.get("autocommit") is None and ctx.name in WRITE_COMMANDS:
         return ["RetryableWriteError"]
