@@ -902,6 +902,29 @@ class _Key:
         return bson_cmp(self.v, other.v) < 0
 
 
+def _sort_fast(items, path, get, desc):
+    """Sort by a top-level field whose values are all null/missing or of one
+    simple type (numbers, strings, dates, ObjectIds, booleans) with Python's
+    own comparison; None when the values need BSON comparison."""
+    if "." in path:
+        return None
+    vals = []
+    bracket = None
+    for item in items:
+        doc = get(item)
+        v = doc.get(path, MISSING) if isinstance(doc, dict) else MISSING
+        if v is MISSING or v is None:
+            vals.append((0,))
+            continue
+        b = _bracket(v)
+        if b is None or (bracket is not None and b != bracket):
+            return None
+        bracket = b
+        vals.append((1, v))
+    order = sorted(range(len(items)), key=vals.__getitem__, reverse=desc)
+    return [items[i] for i in order]
+
+
 def sort_docs(items, sort_spec, get=lambda x: x):
     """Sort in place-free fashion: returns a new list.  Arrays sort by their
     smallest element ascending and their largest descending, as in MongoDB;
@@ -926,6 +949,10 @@ def sort_docs(items, sort_spec, get=lambda x: x):
                 result.reverse()
             continue
         desc = direction < 0
+        fast = _sort_fast(result, path, get, desc)
+        if fast is not None:
+            result = fast
+            continue
 
         def key(item, path=path, desc=desc):
             vals, empty = _sort_values(get(item), path)
