@@ -1357,6 +1357,13 @@ def cmd_aggregate(ctx):
                 raise CommandError(15958, "Location15958",
                                    "the limit must be positive")
             pairs = pairs[:arg]
+        elif op == "$count" and projector is None and isinstance(arg, str) and arg \
+                and not arg.startswith("$") and "." not in arg:
+            # no input, no output document (mongomock answers {n: 0})
+            pairs = [[{arg: len(pairs)}, None]] if pairs else []
+        elif op == "$group" and projector is None and _is_count_group(arg):
+            pairs = [[dict([("_id", None)] + [(k, len(pairs)) for k in arg
+                                             if k != "_id"]), None]] if pairs else []
         elif op == "$project" and projector is None and isinstance(arg, dict):
             p = storage.make_projector(arg)
             if p is None:
@@ -1379,6 +1386,20 @@ def cmd_aggregate(ctx):
     if projector is not None:
         docs = [projector(d) for d in docs]
     return _run_pipeline_docs(ctx, ns, docs, rest, batch_size, out_stage)
+
+
+def _is_count_group(spec):
+    """{_id: null, n: {$sum: 1}, ...}: a count of the whole input."""
+    if not isinstance(spec, dict) or "_id" not in spec or spec["_id"] is not None:
+        return False
+    for k, v in spec.items():
+        if k == "_id":
+            continue
+        if not (isinstance(v, dict) and len(v) == 1 and
+                (v.get("$sum") == 1 and not isinstance(v.get("$sum"), bool)
+                 or v.get("$count") == {})):
+            return False
+    return True
 
 
 def _run_pipeline_docs(ctx, ns, docs, stages, batch_size, out_stage=None):

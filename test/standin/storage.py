@@ -1539,6 +1539,14 @@ def _patch_mongomock():
     mm_aggregate._PIPELINE_HANDLERS["$sort"] = \
         lambda coll, db, options: sort_docs(coll, options)
 
+    # $count over no input gives no document (mongomock gives {n: 0}).
+    orig_count = mm_aggregate._PIPELINE_HANDLERS["$count"]
+
+    def count(in_collection, database, options):
+        out = orig_count(in_collection, database, options)
+        return out if in_collection else []
+    mm_aggregate._PIPELINE_HANDLERS["$count"] = count
+
     # $group over no input gives no groups (mongomock gives one for _id null).
     orig_group = mm_aggregate._PIPELINE_HANDLERS["$group"]
 
