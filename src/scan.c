@@ -24,6 +24,7 @@
 #include "qleaf_fdw.h"
 
 #include "access/tupdesc.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -336,6 +337,8 @@ qleaf_estimate_count(ForeignServer *server, UserMapping *user,
 
 	if (count < 0)
 	{
+		/* a cancel cut the command short: honour it, not the estimate */
+		CHECK_FOR_INTERRUPTS();
 		ereport(DEBUG1,
 				(errmsg_internal("qleaf_fdw: no document count for \"%s.%s\": %s",
 								 database, collection, error.message)));
