@@ -981,6 +981,11 @@ def apply_update(doc, spec_filter, update, array_filters=None, upsert=False):
     None and upsert, the document an upsert would insert.  Runs mongomock on a
     one-document scratch collection."""
     _check_update_types(doc, update)
+    if _has_all_positional(update) or array_filters:
+        update = expand_array_updates(doc or {}, update, array_filters)
+        array_filters = None
+        if not update and doc is not None:
+            return doc            # no element selected: nothing changes
     coll = scratch_collection()
     coll.delete_many({})
     try:
@@ -1017,9 +1022,38 @@ def _is_number(v):
         isinstance(v, Decimal128)
 
 
+_UPDATE_OPS = {"$set", "$unset", "$inc", "$mul", "$min", "$max", "$rename",
+               "$setOnInsert", "$currentDate", "$addToSet", "$pop", "$pull",
+               "$pullAll", "$push", "$bit"}
+
+
 def _check_update_types(doc, update):
-    """MongoDB's TypeMismatch checks that mongomock lacks ($inc/$mul on a
-    non-number, $push/$pull on a non-array)."""
+    """MongoDB's checks that mongomock lacks: unknown modifiers (9), two
+    operators on one path (40), $inc/$mul on a non-number and $push/$pull on
+    a non-array (14)."""
+    seen = {}
+    for op, fields in update.items():
+        if op not in _UPDATE_OPS:
+            raise CommandError(9, "FailedToParse",
+                               "Unknown modifier: %s. Expected a valid update modifier or "
+                               "pipeline-style update specified as an array" % op)
+        if op == "$bit":
+            raise CommandError(238, "NotImplemented",
+                               "the stand-in does not implement $bit")
+        if isinstance(fields, dict):
+            paths = list(fields)
+            if op == "$rename":
+                paths += [v for v in fields.values() if isinstance(v, str)]
+            for path in paths:
+                parts = path.split(".")
+                for other in seen:
+                    o = other.split(".")
+                    n = min(len(o), len(parts))
+                    if o[:n] == parts[:n]:
+                        raise CommandError(40, "ConflictingUpdateOperators",
+                                           "Updating the path '%s' would create a "
+                                           "conflict at '%s'" % (path, ".".join(parts[:n])))
+                seen[path] = op
     for op, fields in update.items():
         if not isinstance(fields, dict):
             raise CommandError(9, "FailedToParse",
@@ -1095,6 +1129,99 @@ def bson_type_name(v):
     if isinstance(v, MaxKey):
         return "maxKey"
     return "object"
+
+
+import re as _re_mod
+
+_FILTERED = _re_mod.compile(r"^\$\[([a-z][a-zA-Z0-9]*)?\]$")
+
+
+def _has_all_positional(update):
+    return any(isinstance(f, dict) and any("$[" in p for p in f)
+               for f in update.values())
+
+
+def expand_array_updates(doc, update, array_filters):
+    """Rewrite paths with $[] and $[ident] into the concrete paths of the
+    array elements they select (mongomock has neither)."""
+    filters = {}
+    for f in array_filters or []:
+        if not isinstance(f, dict) or not f:
+            raise CommandError(9, "FailedToParse", "arrayFilters entries must be objects")
+        idents = {k.split(".", 1)[0] for k in f}
+        if len(idents) != 1:
+            raise CommandError(9, "FailedToParse",
+                               "Error parsing array filter: expected a single top-level "
+                               "field name, found '%s'" % "', '".join(sorted(idents)))
+        ident = idents.pop()
+        if ident in filters:
+            raise CommandError(9, "FailedToParse",
+                               "Found multiple array filters with the same top-level field "
+                               "name %s" % ident)
+        filters[ident] = f
+    used = set()
+
+    def expand(value, parts, prefix):
+        if not parts:
+            return [prefix]
+        part, rest = parts[0], parts[1:]
+        m = _FILTERED.match(part)
+        if m:
+            ident = m.group(1)
+            if ident is not None and ident not in filters:
+                raise CommandError(2, "BadValue",
+                                   "No array filter found for identifier '%s' in path '%s'"
+                                   % (ident, ".".join(prefix + parts)))
+            if not isinstance(value, list):
+                raise CommandError(2, "BadValue",
+                                   "The path '%s' must exist in the document in order to "
+                                   "apply array updates." % ".".join(prefix))
+            out = []
+            for i, elem in enumerate(value):
+                if ident is not None:
+                    if not _filter_applies(filters[ident], {ident: elem}):
+                        continue
+                out.extend(expand(elem, rest, prefix + [str(i)]))
+            return out
+        if isinstance(value, dict):
+            nxt = value.get(part, MISSING)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            nxt = value[int(part)]
+        else:
+            nxt = MISSING
+        if nxt is MISSING:
+            if any(_FILTERED.match(p) for p in rest):
+                raise CommandError(2, "BadValue",
+                                   "The path '%s' must exist in the document in order to "
+                                   "apply array updates." % ".".join(prefix + [part]))
+            return [".".join(prefix + parts)]
+        return expand(nxt, rest, prefix + [part])
+
+    out = {}
+    for op, fields in update.items():
+        if not isinstance(fields, dict):
+            out[op] = fields
+            continue
+        nf = {}
+        for path, val in fields.items():
+            if "$[" not in path:
+                nf[path] = val
+                continue
+            for part in path.split("."):
+                m = _FILTERED.match(part)
+                if m and m.group(1):
+                    used.add(m.group(1))
+            for concrete in expand(doc, path.split("."), []):
+                if isinstance(concrete, list):
+                    concrete = ".".join(concrete)
+                nf[concrete] = val
+        out[op] = nf
+    unused = set(filters) - used
+    if unused:
+        raise CommandError(9, "FailedToParse",
+                           "The array filter for identifier '%s' was not used in the update "
+                           "%s" % (sorted(unused)[0], update))
+    return {op: f for op, f in out.items() if not isinstance(f, dict) or f}
 
 
 def _positional(update):
@@ -1534,6 +1661,67 @@ def _patch_mongomock():
                 return current_cluster_time()
         return orig_basic(self, expression)
     mm_aggregate._Parser._parse_basic_expression = basic
+
+    # Update operators: $mul (missing in mongomock), and $inc / $max / $min
+    # with MongoDB's numeric types (Int64 stays long, Decimal128 is a number)
+    # and BSON order.
+    from mongomock import collection as mm_collection
+
+    def arith(a, b, op):
+        if isinstance(a, Decimal128) or isinstance(b, Decimal128):
+            x, y = _decimal.Decimal(_num(a)), _decimal.Decimal(_num(b))
+            return Decimal128(x + y if op == "+" else x * y)
+        r = a + b if op == "+" else a * b
+        if isinstance(r, float):
+            return r
+        if isinstance(a, Int64) or isinstance(b, Int64) or not -2 ** 31 <= r < 2 ** 31:
+            return Int64(r)
+        return r
+
+    def zero_like(v):
+        if isinstance(v, Decimal128):
+            return Decimal128("0")
+        if isinstance(v, float):
+            return 0.0
+        if isinstance(v, Int64):
+            return Int64(0)
+        return 0
+
+    def numeric_updater(op):
+        def upd(doc, field_name, value):
+            if isinstance(doc, dict):
+                if field_name in doc:
+                    doc[field_name] = arith(doc[field_name], value, op)
+                else:
+                    doc[field_name] = value if op == "+" else zero_like(value)
+            elif isinstance(doc, list):
+                i = int(field_name)
+                if i < 0:
+                    raise _OperationFailure("Negative index provided")
+                if i < len(doc) and doc[i] is not None:
+                    doc[i] = arith(doc[i], value, op)
+                else:
+                    doc.extend([None] * (i + 1 - len(doc)))
+                    doc[i] = value if op == "+" else zero_like(value)
+        return upd
+
+    def order_updater(want):
+        def upd(doc, field_name, value):
+            if isinstance(doc, dict):
+                if field_name not in doc or bson_cmp(value, doc[field_name]) * want > 0:
+                    doc[field_name] = value
+            elif isinstance(doc, list):
+                i = int(field_name)
+                if i >= len(doc):
+                    doc.extend([None] * (i + 1 - len(doc)))
+                    doc[i] = value
+                elif bson_cmp(value, doc[i]) * want > 0:
+                    doc[i] = value
+        return upd
+    mm_collection._updaters["$inc"] = numeric_updater("+")
+    mm_collection._updaters["$mul"] = numeric_updater("*")
+    mm_collection._updaters["$max"] = order_updater(1)
+    mm_collection._updaters["$min"] = order_updater(-1)
 
     # $sort with MongoDB's order (arrays by min/max element, BSON types).
     mm_aggregate._PIPELINE_HANDLERS["$sort"] = \
