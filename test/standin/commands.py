@@ -1388,6 +1388,19 @@ def cmd_aggregate(ctx):
     return _run_pipeline_docs(ctx, ns, docs, rest, batch_size, out_stage)
 
 
+# Stages MongoDB 6.0 has; those mongomock lacks are NotImplemented (238),
+# any other name is an unrecognized stage (40324) as in mongod.
+_MONGODB_STAGES = {
+    "$addFields", "$bucket", "$bucketAuto", "$changeStream", "$collStats", "$count",
+    "$currentOp", "$densify", "$documents", "$facet", "$fill", "$geoNear",
+    "$graphLookup", "$group", "$indexStats", "$limit", "$listLocalSessions",
+    "$listSessions", "$lookup", "$match", "$merge", "$out", "$planCacheStats",
+    "$project", "$redact", "$replaceRoot", "$replaceWith", "$sample", "$search",
+    "$searchMeta", "$set", "$setWindowFields", "$skip", "$sort", "$sortByCount",
+    "$unionWith", "$unset", "$unwind", "$shardedDataDistribution",
+    "$changeStreamSplitLargeEvent", "$listSearchIndexes"}
+
+
 def _is_count_group(spec):
     """{_id: null, n: {$sum: 1}, ...}: a count of the whole input."""
     if not isinstance(spec, dict) or "_id" not in spec or spec["_id"] is not None:
@@ -1415,6 +1428,9 @@ def _run_pipeline_docs(ctx, ns, docs, stages, batch_size, out_stage=None):
                                "$changeStream is only valid as the first stage in a "
                                "pipeline.")
         if op not in mm_aggregate._PIPELINE_HANDLERS and op not in ("$unset", "$replaceWith"):
+            if op in _MONGODB_STAGES:
+                raise CommandError(238, "NotImplemented",
+                                   "the stage %s is not supported by the stand-in" % op)
             raise CommandError(*E.LOCATION40324,
                                "Unrecognized pipeline stage name: '%s'" % op)
     stages = storage.pipeline_compat(copy.deepcopy(stages))
