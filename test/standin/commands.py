@@ -742,13 +742,6 @@ def _docs_arg(ctx, key):
     return v, [None] * len(v)
 
 
-def _check_write_doc(doc):
-    for k in doc:
-        if k.startswith("$") and k not in ("$id", "$ref", "$db"):
-            raise CommandError(*E.BAD_VALUE if False else (2, "BadValue"),
-                               "Document can't have $ prefixed field names: %s" % k)
-
-
 def cmd_insert(ctx):
     name = _coll_name(ctx)
     docs, raws = _docs_arg(ctx, "documents")
@@ -1546,7 +1539,7 @@ def _txn_args(ctx):
         raise CommandError(*E.UNAUTHORIZED, "%s may only be run against the admin "
                            "database." % ctx.name)
     if ctx.session is None or "txnNumber" not in ctx.body:
-        raise CommandError(*E.INVALID_OPTIONS if False else (50768, "Location50768"),
+        raise CommandError(50768, "Location50768",
                            "Transaction commands require a session and a txnNumber")
     if ctx.body.get("autocommit") is not False:
         raise CommandError(*E.INVALID_OPTIONS,
@@ -1577,7 +1570,7 @@ def cmd_configure_fail_point(ctx):
 
 def cmd_sasl_start(ctx):
     if ctx.server.auth is None:
-        raise CommandError(*E.AUTHENTICATION_FAILED if False else (2, "BadValue"),
+        raise CommandError(*E.BAD_VALUE,
                            "Authentication is not enabled on this server")
     return ctx.server.auth.sasl_start(ctx.conn, ctx.body, ctx.db)
 
