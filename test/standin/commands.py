@@ -132,6 +132,12 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
         if server.auth is not None and not conn.user and name not in NO_AUTH:
             raise CommandError(*E.UNAUTHORIZED,
                                "Command %s requires authentication" % name)
+        if name in ("hello", "isMaster", "ismaster") and isinstance(body.get("client"), dict):
+            # the handshake's metadata names the application before any fail
+            # point with an appName looks at it
+            app = body["client"].get("application")
+            if isinstance(app, dict) and isinstance(app.get("name"), str):
+                conn.app_name = app["name"]
         # failCommand: may close, block, or fail this command.
         fp = server.failpoints.check(name, conn)
         extra_wce = None
