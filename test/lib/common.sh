@@ -16,6 +16,13 @@
 #   qleaf_start_cluster       a throwaway PostgreSQL 15 cluster listening
 #                             only on a unix socket in the temp dir
 #   qleaf_phase / qleaf_phase_done   phase banners with durations
+#   qleaf_run_session LOG LIMIT CMD...   a long command in its own session,
+#                             time-limited, ended with us on Ctrl-C
+#   qleaf_free_port, qleaf_stop_pid, qleaf_say / qleaf_warn / qleaf_die
+#
+# test/valgrind and bench/scan source this file too: these names and what
+# they set (QLEAF_TMP, QLEAF_BUILD, QLEAF_AS_USER, QLEAF_MONGO_URI, PG*)
+# are an interface; change them only together with their callers.
 #
 # Design rules:
 # - PostgreSQL refuses to run as root.  As root, everything that runs
