@@ -96,6 +96,7 @@
 
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "common/shortest_dec.h"
@@ -173,6 +174,8 @@ static bool convert_value(QleafColumnConv *conv, int kind, Oid typid,
 						  const bson_t *doc, int elemidx, Datum *result);
 static bool json_append(StringInfo buf, const bson_iter_t *iter, int depth);
 static bool utf8_valid_with_nul(const char *s, uint32_t len);
+static bool utf8_to_db_encoding(const char *s, int len, const char **out,
+								int *outlen);
 static bool jsonb_push(JsonbParseState **st, JsonbIteratorToken tok,
 					   const bson_iter_t *iter, int depth, JsonbValue **res);
 
@@ -360,6 +363,43 @@ qleaf_init_column_conv(QleafColumnConv *conv, Oid typid, int32 typmod,
  * ----------------------------------------------------------------
  */
 
+/*
+ * JSON text (UTF-8) with every non-ASCII character written \uXXXX, for a
+ * message in a database encoding that cannot show the characters.  Outside
+ * strings JSON text is ASCII, so the result is the same JSON.
+ */
+static char *
+json_ascii(const char *s, int len)
+{
+	StringInfoData buf;
+	int			i = 0;
+
+	initStringInfo(&buf);
+	while (i < len)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c < 0x80)
+		{
+			appendStringInfoChar(&buf, (char) c);
+			i++;
+		}
+		else
+		{
+			pg_wchar	u = utf8_to_unicode((const unsigned char *) s + i);
+
+			if (u > 0xFFFF)
+				appendStringInfo(&buf, "\\u%04x\\u%04x",
+								 (unsigned int) (0xD800 + ((u - 0x10000) >> 10)),
+								 (unsigned int) (0xDC00 + ((u - 0x10000) & 0x3FF)));
+			else
+				appendStringInfo(&buf, "\\u%04x", (unsigned int) u);
+			i += pg_utf_mblen((const unsigned char *) s + i);
+		}
+	}
+	return buf.data;
+}
+
 /* The value at iter as (possibly shortened) relaxed Extended JSON. */
 static char *
 value_for_message(const bson_iter_t *iter)
@@ -372,14 +412,22 @@ value_for_message(const bson_iter_t *iter)
 						qleaf_bson_type_name(bson_iter_type_unsafe(iter)));
 	if (buf.len > QLEAF_ERR_VALUE_LEN)
 	{
-		int			cut = pg_mbcliplen(buf.data, buf.len, QLEAF_ERR_VALUE_LEN);
+		int			cut = pg_encoding_mbcliplen(PG_UTF8, buf.data, buf.len,
+												QLEAF_ERR_VALUE_LEN);
 
 		buf.len = cut;
 		buf.data[cut] = '\0';
 		appendStringInfoString(&buf, "...");
 	}
 	if (GetDatabaseEncoding() != PG_UTF8)
-		return pg_any_to_server(buf.data, buf.len, PG_UTF8);
+	{
+		const char *ps;
+		int			plen;
+
+		if (!utf8_to_db_encoding(buf.data, buf.len, &ps, &plen))
+			return json_ascii(buf.data, buf.len);
+		return (char *) ps;
+	}
 	return buf.data;
 }
 
@@ -496,35 +544,80 @@ checked_domain(QleafColumnConv *conv, const bson_t *doc, int elemidx,
  */
 
 /*
+ * UTF-8 bytes (already verified) in the database encoding, when that is
+ * not UTF-8.  Returns false when a character has no equivalent there,
+ * instead of raising the conversion's own error, so that the caller can
+ * name the column (or honour on_conversion_error).
+ */
+static bool
+utf8_to_db_encoding(const char *s, int len, const char **out, int *outlen)
+{
+	static Oid	proc = InvalidOid;
+	static int	proc_encoding = -1;
+	int			dbenc = GetDatabaseEncoding();
+	char	   *buf;
+	int			done;
+
+	if (dbenc == PG_UTF8 || dbenc == PG_SQL_ASCII || len == 0)
+	{
+		/* SQL_ASCII stores the bytes as they are, as client input does */
+		*out = s;
+		*outlen = len;
+		return true;
+	}
+	if (proc_encoding != dbenc)
+	{
+		proc = FindDefaultConversionProc(PG_UTF8, dbenc);
+		proc_encoding = dbenc;
+	}
+	if (!OidIsValid(proc))
+		return false;
+	buf = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
+	done = pg_do_encoding_conversion_buf(proc, PG_UTF8, dbenc,
+										 (unsigned char *) s, len,
+										 (unsigned char *) buf,
+										 len * MAX_CONVERSION_GROWTH + 1,
+										 true);
+	if (done < len)
+	{
+		pfree(buf);
+		return false;
+	}
+	*out = buf;
+	*outlen = strlen(buf);
+	return true;
+}
+
+/*
  * Make a BSON string usable in the database encoding.  Returns false when
- * it is not valid UTF-8 (or holds a NUL byte, which PostgreSQL text cannot).
+ * it is not valid UTF-8, holds a NUL byte (PostgreSQL strings cannot), or
+ * has characters the database encoding cannot represent.
  */
 static inline bool
 string_to_server(bool db_utf8, const char *s, uint32_t len,
 				 const char **out, int *outlen)
 {
+	if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
+		return false;
 	if (likely(db_utf8))
 	{
-		if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
-			return false;
 		*out = s;
 		*outlen = (int) len;
 		return true;
 	}
-	if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
-		return false;
-	*out = pg_any_to_server(s, (int) len, PG_UTF8);
-	*outlen = (*out == s) ? (int) len : (int) strlen(*out);
-	return true;
+	return utf8_to_db_encoding(s, (int) len, out, outlen);
 }
 
-/* Why a BSON string cannot be stored in a PostgreSQL string, as a sentence. */
+/* Why string_to_server refused a string, as a sentence. */
 static const char *
 string_problem(const char *s, uint32_t len)
 {
 	if (memchr(s, '\0', len) != NULL && utf8_valid_with_nul(s, len))
 		return "PostgreSQL strings cannot contain a NUL byte.";
-	return "The string is not valid UTF-8.";
+	if (!pg_verify_mbstr(PG_UTF8, s, (int) len, true))
+		return "The string is not valid UTF-8.";
+	return psprintf("The database encoding %s cannot represent all of its characters.",
+					GetDatabaseEncodingName());
 }
 
 /* An ObjectId as text of 24 lower-case hex digits, written in place. */
@@ -1352,9 +1445,14 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 									 "It contains a string that is not valid UTF-8.");
 				if (!conv->db_utf8)
 				{
-					char	   *s = pg_any_to_server(buf.data, buf.len, PG_UTF8);
+					const char *ps;
+					int			plen;
 
-					*result = CStringGetTextDatum(s);
+					if (!utf8_to_db_encoding(buf.data, buf.len, &ps, &plen))
+						return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
+										 psprintf("The database encoding %s cannot represent all of its characters.",
+												  GetDatabaseEncodingName()));
+					*result = PointerGetDatum(cstring_to_text_with_len(ps, plen));
 				}
 				else
 					*result = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
@@ -1369,7 +1467,7 @@ convert_value(QleafColumnConv *conv, int kind, Oid typid, int32 typmod,
 
 				if (!jsonb_push(&st, WJB_ELEM, iter, 0, &res))
 					return conv_fail(conv, iter, doc, elemidx, typid, typmod, CF_VALUE,
-									 "It contains a string that is not valid UTF-8, or a NUL byte, which jsonb cannot hold.");
+									 "It contains a string that is not valid UTF-8, holds a NUL byte, or has characters the database encoding cannot represent.");
 				*result = JsonbPGetDatum(JsonbValueToJsonb(res));
 				return true;
 			}
