@@ -88,7 +88,11 @@
  *	dbPointer			{"$dbPointer": {"$ref": "...", "$id": {"$oid": "..."}}}
  * Strings that are not valid UTF-8 are conversion errors everywhere.  A
  * string holding a NUL byte is one too, except in json columns, where the
- * NUL is written \u0000 (text types and jsonb cannot hold it).
+ * NUL is written \u0000 (text types and jsonb cannot hold it).  In a
+ * database whose encoding is not UTF-8 strings are converted to it; a
+ * character it cannot represent is a conversion error (SQL_ASCII takes the
+ * bytes as they are).  Messages show values in the JSON rendering, with
+ * \u escapes where the database encoding cannot show a character.
  *
  *-------------------------------------------------------------------------
  */
