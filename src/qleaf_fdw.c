@@ -101,7 +101,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("qleaf_fdw.batch_size",
 							"Documents MongoDB returns per round trip of a scan.",
-							"0 lets the server choose (101 documents, then up to 16 MB per round trip). "
+							"0 lets qleaf_fdw choose: the server's first batch (101 documents), then 10000 documents per round trip. "
 							"A foreign table's or server's \"batch_size\" option overrides it.",
 							&qleaf_batch_size,
 							0, 0, INT_MAX,

@@ -28,6 +28,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+/* Documents per getMore when no batch size is set. */
+#define QLEAF_GETMORE_BATCH_SIZE	10000
+
 struct QleafScan
 {
 	MemoryContext cxt;			/* owns this struct and its libmongoc objects */
@@ -44,7 +47,9 @@ struct QleafScan
 	char	   *what;			/* error context: what we were doing */
 	bson_t		pipeline;		/* static, over pipeline_data */
 	uint8_t    *pipeline_data;
-	int			batch_size;
+	int			batch_size;	/* 0: the first batch as the server sizes
+								 * it, then QLEAF_GETMORE_BATCH_SIZE */
+	bool		batch_grown;	/* getMore batch size set */
 
 	int			natts;			/* attributes in a row */
 	int			nkeys;			/* fetched columns, in key order */
@@ -178,6 +183,7 @@ scan_close_cursor(QleafScan *scan)
 		mongoc_cursor_destroy(cursor);
 	}
 	scan->exhausted = false;
+	scan->batch_grown = false;
 }
 
 static void
@@ -219,6 +225,18 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 	bytes = stats->bytes_received;
 
 	found = mongoc_cursor_next(scan->cursor, &doc);
+
+	/*
+	 * The server's first batch (101 documents) is small, so that a query
+	 * that stops early costs little; the getMores that follow fetch large
+	 * batches, which cost far less per document.  Batches of a few MB keep
+	 * libmongoc's reply buffers in the heap (see _PG_init).
+	 */
+	if (!scan->batch_grown && scan->batch_size == 0)
+	{
+		mongoc_cursor_set_batch_size(scan->cursor, QLEAF_GETMORE_BATCH_SIZE);
+		scan->batch_grown = true;
+	}
 
 	stats = qleaf_conn_stats(scan->conn);
 	scan->counters.batches += stats->round_trips - round_trips;
