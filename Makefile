@@ -23,3 +23,9 @@ TAP_TESTS = 1
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The TAP tests alone: PGXS runs them only as part of installcheck, after
+# pg_regress.
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)
