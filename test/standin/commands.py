@@ -1364,7 +1364,7 @@ def cmd_aggregate(ctx):
             pairs = [[dict([("_id", None)] + [(k, len(pairs)) for k in arg
                                              if k != "_id"]), None]] if pairs else []
         elif op == "$project" and projector is None and isinstance(arg, dict):
-            p = storage.make_projector(arg)
+            p = storage.make_projector(arg) or storage.make_path_projector(arg)
             if p is None:
                 break
             projector = p

@@ -764,6 +764,66 @@ def make_projector(spec):
     return exc
 
 
+def _expr_path(value, parts):
+    """An aggregation field path ("$a.b") applied to a value: documents are
+    entered, arrays are mapped element by element, anything else is missing."""
+    for i, part in enumerate(parts):
+        if isinstance(value, dict):
+            if part not in value:
+                return MISSING
+            value = value[part]
+        elif isinstance(value, list):
+            out = []
+            rest = parts[i:]
+            for e in value:
+                if isinstance(e, (dict, list)):
+                    r = _expr_path(e, rest)
+                    if r is not MISSING:
+                        out.append(r)
+            return out
+        else:
+            return MISSING
+    return value
+
+
+def make_path_projector(spec):
+    """A function doc -> new doc for a $project made only of `_id: 0/1` and
+    fields computed from field paths ("c0": "$a.b") or "$$ROOT" (the form the
+    extension sends); None for any other $project."""
+    if not isinstance(spec, dict) or not spec:
+        return None
+    keep_id = True
+    computed = []
+    for k, v in spec.items():
+        if k == "_id" and (isinstance(v, bool) or (isinstance(v, _NUM) and v in (0, 1))):
+            keep_id = bool(v)
+            continue
+        if not isinstance(v, str) or not v.startswith("$") or "." in k or k.startswith("$"):
+            return None
+        if v == "$$ROOT" or v == "$$CURRENT":
+            computed.append((k, None))
+        elif v.startswith("$$") or len(v) == 1:
+            return None
+        else:
+            computed.append((k, v[1:].split(".")))
+    if not computed:
+        return None
+
+    def project(doc):
+        out = {}
+        if keep_id and "_id" in doc:
+            out["_id"] = doc["_id"]
+        for name, parts in computed:
+            if parts is None:
+                out[name] = doc
+                continue
+            v = _expr_path(doc, parts)
+            if v is not MISSING:
+                out[name] = v
+        return out
+    return project
+
+
 import struct as _struct
 
 _FIXED_SIZES = {1: 8, 6: 0, 7: 12, 8: 1, 9: 8, 10: 0, 16: 4, 17: 8, 18: 8, 19: 16,
