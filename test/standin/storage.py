@@ -454,6 +454,48 @@ class _Fallback(Exception):
     pass
 
 
+def _regex_pred(pattern, options):
+    """$regex on a top-level field: strings (or string array elements)
+    searched with the pattern; any other type never matches."""
+    from bson.regex import Regex
+    import re as _re
+    flags = 0
+    if isinstance(pattern, Regex):
+        if options is None:
+            try:
+                compiled = pattern.try_compile()
+            except Exception:
+                raise _Fallback()
+            pattern = None
+        else:
+            pattern = pattern.pattern
+    elif isinstance(pattern, _re.Pattern):
+        compiled = pattern
+        pattern = None
+    elif not isinstance(pattern, str):
+        raise _Fallback()
+    if pattern is not None:
+        for ch in options or "":
+            f = {"i": _re.IGNORECASE, "m": _re.MULTILINE, "s": _re.DOTALL,
+                 "x": _re.VERBOSE, "u": 0}.get(ch)
+            if f is None:
+                raise _Fallback()
+            flags |= f
+        try:
+            compiled = _re.compile(pattern, flags)
+        except _re.error:
+            raise _Fallback()
+    search = compiled.search
+
+    def pred(v):
+        if isinstance(v, str):
+            return search(v) is not None
+        if isinstance(v, list):
+            return any(isinstance(e, str) and search(e) is not None for e in v)
+        return False
+    return pred
+
+
 def _compile_cond(field, cond):
     """A predicate on one top-level field value, or raise _Fallback.
 
@@ -462,9 +504,20 @@ def _compile_cond(field, cond):
     meaning: ask mongomock for this document."""
     if "." in field or field.startswith("$"):
         raise _Fallback()
+    from bson.regex import Regex
+    import re as _re
+    if isinstance(cond, (Regex, _re.Pattern)):
+        return _regex_pred(cond, None)
     if isinstance(cond, dict) and cond and all(k.startswith("$") for k in cond):
         preds = []
         for op, arg in cond.items():
+            if op == "$options":
+                if "$regex" not in cond:
+                    raise _Fallback()
+                continue
+            if op == "$regex":
+                preds.append(_regex_pred(arg, cond.get("$options")))
+                continue
             preds.append(_compile_op(op, arg))
         if len(preds) == 1:
             return preds[0]
@@ -574,7 +627,8 @@ def compile_filter(spec):
                 continue
             preds.append((field, _compile_cond(field, cond)))
     except _Fallback:
-        return lambda doc: _filter_applies(spec, doc)
+        eq_spec = _eq_form(spec)
+        return lambda doc: _filter_applies(eq_spec, doc, normalized=True)
 
     if len(preds) == 1:
         (field, pred), = preds
@@ -620,9 +674,9 @@ def _eq_form(spec):
     return out
 
 
-def _filter_applies(spec, doc):
+def _filter_applies(spec, doc, normalized=False):
     try:
-        return _mf.filter_applies(_eq_form(spec), doc)
+        return _mf.filter_applies(spec if normalized else _eq_form(spec), doc)
     except _OperationFailure as e:
         raise mongomock_error(e)
     except NotImplementedError as e:
