@@ -311,11 +311,42 @@ def _match_pairs(coll, flt):
     """Stored [dict, raw] pairs of coll matching flt, in natural order."""
     if coll is None:
         return []
-    pairs = coll.docs.values()
     pred = storage.compile_filter(flt)
     if pred is None:
-        return list(pairs)
-    return [p for p in pairs if pred(p[0])]
+        return list(coll.docs.values())
+    candidates = _id_candidates(coll, flt)
+    if candidates is not None:
+        return [p for p in candidates if pred(p[0])]
+    return [p for p in coll.docs.values() if pred(p[0])]
+
+
+def _id_candidates(coll, flt):
+    """The only documents a filter with a top-level _id equality or $in on
+    scalar values can match (looked up by key, in _id order), or None."""
+    if not isinstance(flt, dict) or "_id" not in flt:
+        return None
+    cond = flt["_id"]
+    if isinstance(cond, dict):
+        if len(cond) != 1:
+            return None
+        (op, arg), = cond.items()
+        if op == "$eq":
+            values = [arg]
+        elif op == "$in" and isinstance(arg, list):
+            values = arg
+        else:
+            return None
+    else:
+        values = [cond]
+    for v in values:
+        if isinstance(v, (dict, list)) or type(v).__name__ in ("Regex", "Pattern"):
+            return None
+    docs = coll.docs
+    found = [docs[k] for k in {id_key(v) for v in values} if k in docs]
+    if len(found) > 1:
+        # as mongod's scan of the _id index: in _id order
+        found = storage.sort_docs(found, {"_id": 1}, get=lambda p: p[0])
+    return found
 
 
 def _now():
@@ -1333,8 +1364,14 @@ def cmd_aggregate(ctx):
                                "$merge is not supported by the stand-in")
     # Fast prefix: $match / $sort / $skip / $limit / simple $project on stored
     # pairs, without copies.
-    pairs = list(c.docs.values()) if c is not None else []
     i = 0
+    if c is None:
+        pairs = []
+    elif stages and "$match" in stages[0] and isinstance(stages[0]["$match"], dict):
+        pairs = _match_pairs(c, stages[0]["$match"])      # may look _id up by key
+        i = 1
+    else:
+        pairs = list(c.docs.values())
     projector = None
     raw_projector = None
     while i < len(stages):
