@@ -1116,7 +1116,8 @@ def cmd_find(ctx):
     _check_collation(body.get("collation"))
     pairs = _match_pairs(c, flt)
     if sort:
-        pairs = storage.sort_docs(pairs, sort, get=lambda p: p[0])
+        pairs = storage.sort_docs(pairs, sort, get=lambda p: p[0],
+                                  limit=skip + limit if limit else 0)
     if skip:
         pairs = pairs[skip:]
     if limit:
@@ -1381,7 +1382,10 @@ def cmd_aggregate(ctx):
             if pred is not None:
                 pairs = [p for p in pairs if pred(p[0])]
         elif op == "$sort" and projector is None and isinstance(arg, dict):
-            pairs = storage.sort_docs(pairs, arg, get=lambda p: p[0])
+            nxt = stages[i + 1] if i + 1 < len(stages) else {}
+            limit = nxt.get("$limit") if isinstance(nxt.get("$limit"), int) and \
+                not isinstance(nxt.get("$limit"), bool) and nxt.get("$limit") > 0 else 0
+            pairs = storage.sort_docs(pairs, arg, get=lambda p: p[0], limit=limit)
         elif op == "$skip" and isinstance(arg, int) and not isinstance(arg, bool):
             if arg < 0:
                 raise CommandError(15956, "Location15956",

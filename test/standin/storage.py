@@ -1016,7 +1016,7 @@ class _Key:
         return bson_cmp(self.v, other.v) < 0
 
 
-def _sort_fast(items, path, get, desc):
+def _sort_fast(items, path, get, desc, limit=0):
     """Sort by a top-level field whose values are all null/missing or of one
     simple type (numbers, strings, dates, ObjectIds, booleans) with Python's
     own comparison; None when the values need BSON comparison."""
@@ -1035,16 +1035,29 @@ def _sort_fast(items, path, get, desc):
             return None
         bracket = b
         vals.append((1, v))
-    order = sorted(range(len(items)), key=vals.__getitem__, reverse=desc)
+    if limit and limit * 8 < len(items):
+        # top-N: the same result as sorting everything and cutting
+        import heapq
+        pick = heapq.nlargest if desc else heapq.nsmallest
+        order = pick(limit, range(len(items)), key=vals.__getitem__)
+    else:
+        order = sorted(range(len(items)), key=vals.__getitem__, reverse=desc)
     return [items[i] for i in order]
 
 
-def sort_docs(items, sort_spec, get=lambda x: x):
+def sort_docs(items, sort_spec, get=lambda x: x, limit=0):
     """Sort in place-free fashion: returns a new list.  Arrays sort by their
     smallest element ascending and their largest descending, as in MongoDB;
-    a missing field sorts as null."""
+    a missing field sorts as null.  With limit, only the first `limit`
+    documents are wanted (the result may still be longer)."""
     keys = list(sort_spec.items())
     result = list(items)
+    if limit and len(keys) == 1:
+        (path, direction), = keys
+        if direction in (1, -1) and not isinstance(direction, bool) and path != "$natural":
+            fast = _sort_fast(result, path, get, direction < 0, limit)
+            if fast is not None:
+                return fast
     for path, direction in reversed(keys):
         if isinstance(direction, dict):
             if direction.get("$meta"):
