@@ -32,10 +32,11 @@ UTC = datetime.timezone.utc
 # A missing field: the generator leaves the key out.
 MISSING = object()
 
-# Column name, PostgreSQL type, BSON field path, and whether it takes
-# part in ordinary scalar comparisons.  Both tables share these columns;
-# the text columns differ only in collation ({icu} is replaced by an ICU
-# collation the server has, or the database default when it has none).
+# Column name, PostgreSQL type, BSON field path.  Both tables share these
+# columns; the text columns differ only in collation ({icu} is replaced by
+# an ICU collation the server has, or the database default when it has
+# none).  sm and vc are narrower than the values of their fields: even the
+# strict table reads them with on_conversion_error 'null' (LENIENT_COLUMNS).
 COLUMNS = [
     ("id", "integer", "_id"),
     ("i", "integer", "i"),
@@ -49,10 +50,15 @@ COLUMNS = [
     ("ts", "timestamptz", "d"),
     ("na", "integer", "o.a"),
     ("ns", 'text COLLATE "C"', "o.s"),
+    ("sm", "smallint", "i"),
+    ("vc", "varchar(3)", "s"),
+    ("tsl", "timestamp", "d"),
     ("arr", "integer[]", "arr"),
     ("tags", "text[]", "tags"),
     ("doc", "jsonb", "$$ROOT"),
 ]
+
+LENIENT_COLUMNS = ("sm", "vc")
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)

@@ -13,33 +13,41 @@ wrong.  Errors that come from the query alone (a bad pattern, say) are
 compared like results.
 """
 
+import re
+
 # Column kinds: the columns of COLUMNS (data.py) by what they hold.
 INT4 = ["id", "i", "na"]
+INT2 = ["sm"]
 INT8 = ["b"]
 NUMERIC = ["n"]
 FLOAT = ["f"]
-TEXT = ["t", "u", "v", "ns"]
+TEXT = ["t", "u", "v", "ns", "vc"]
 BOOL = ["bo"]
-TS = ["ts"]
+TS = ["ts", "tsl"]
 INTARR = ["arr"]
 TEXTARR = ["tags"]
 JSONB = ["doc"]
-SCALARS = INT4 + INT8 + NUMERIC + FLOAT + TEXT + BOOL + TS
+NUMBERS = INT4 + INT2 + INT8 + NUMERIC + FLOAT
+SCALARS = NUMBERS + TEXT + BOOL + TS
 ALL = SCALARS + INTARR + TEXTARR + JSONB
 
 KIND = {}
-for _k, _cols in (("int4", INT4), ("int8", INT8), ("numeric", NUMERIC),
+for _k, _cols in (("int4", INT4), ("int2", INT2), ("int8", INT8), ("numeric", NUMERIC),
                   ("float8", FLOAT), ("text", TEXT), ("bool", BOOL),
                   ("timestamptz", TS), ("int4[]", INTARR), ("text[]", TEXTARR),
                   ("jsonb", JSONB)):
     for _c in _cols:
         KIND[_c] = _k
+KIND["vc"] = "varchar"
+KIND["tsl"] = "timestamp"
+TEXT_KINDS = ("text", "varchar")
 
-NUMERIC_KINDS = ("int4", "int8", "numeric", "float8")
+NUMERIC_KINDS = ("int4", "int8", "numeric", "float8", "int2")
 
 EDGE = {
     "int4": ["0", "1", "-1", "2", "3", "5", "10", "2147483647", "-2147483648",
              "2147483646"],
+    "int2": ["0", "1", "-1", "5", "32767", "-32768", "32766"],
     "int8": ["0", "1", "-1", "4", "9223372036854775807", "-9223372036854775808",
              "9007199254740992", "9007199254740993", "2147483648", "4611686018427387904"],
     "numeric": ["0", "-0", "0.0", "1", "1.5", "1.50", "2.5", "-2.5", "0.1", "0.3",
@@ -171,10 +179,13 @@ class Gen:
             # a constant of another numeric type: cross-type comparison.
             # Not float8 against numeric: the column would be cast to
             # float8, an error for values beyond its range, row by row.
-            other = rng.choice(NUMERIC_KINDS if kind != "numeric" else NUMERIC_KINDS[:3])
+            other = rng.choice(NUMERIC_KINDS if kind != "numeric" else ("int2", "int4", "int8", "numeric"))
             return Param(other, self._edge(other) + "::" + other)
         if kind in EDGE:
             return Param(kind, self._edge(kind) + "::" + kind)
+        if kind == "timestamp":
+            v = self._edge("timestamptz")
+            return Param(kind, re.sub(r"[+-]0\d'$", "'", v) + "::" + kind)
         return Param(kind, "NULL::" + kind)
 
     def _edge(self, kind):
@@ -230,7 +241,7 @@ class Gen:
         pick = rng.random()
         a = (alias + ".") if alias else ""
         if pick < 0.30:
-            c, ref = self.col(INT4 + INT8 + NUMERIC + FLOAT, alias)
+            c, ref = self.col(NUMBERS, alias)
             p = self.const(KIND[c], c)
             op = rng.choice(CMP_OPS)
             if rng.random() < 0.2:
@@ -250,7 +261,7 @@ class Gen:
             c, ref = self.col(SCALARS, alias)
             kind = KIND[c]
             n = rng.randint(1, 4)
-            ps = [self.text_const(c) if kind == "text" else self.const(kind, c)
+            ps = [self.text_const(c) if kind in TEXT_KINDS else self.const(kind, c)
                   for _ in range(n)]
             slots = ", ".join("{%d}" % k for k in range(n))
             form = rng.random()
@@ -262,9 +273,9 @@ class Gen:
                 return Leaf(ref + " = ANY (ARRAY[" + slots + "])", ps)
             return Leaf(ref + " <> ALL (ARRAY[" + slots + "])", ps)
         if pick < 0.57:
-            c, ref = self.col(INT4 + INT8 + NUMERIC + FLOAT + TS + TEXT, alias)
+            c, ref = self.col(NUMBERS + TS + TEXT, alias)
             kind = KIND[c]
-            mk = (lambda: self.text_const(c)) if kind == "text" else (lambda: self.const(kind, c))
+            mk = (lambda: self.text_const(c)) if kind in TEXT_KINDS else (lambda: self.const(kind, c))
             neg = rng.choice(["", "NOT "])
             sym = rng.choice(["", "", "SYMMETRIC "])
             return Leaf(ref + " " + neg + "BETWEEN " + sym + "{0} AND {1}", [mk(), mk()])
@@ -300,9 +311,11 @@ class Gen:
                 lambda: Leaf(ref + " IS DISTINCT FROM {0}", [self.const("bool")]),
             ])()
         if pick < 0.78:
-            _, ref = self.col(TS, alias)
+            c, ref = self.col(TS, alias)
+            kind = KIND[c]
             return rng.choice([
-                lambda: Leaf(ref + " " + rng.choice(CMP_OPS) + " {0}", [self.const("timestamptz", "ts")]),
+                lambda: Leaf(ref + " " + rng.choice(CMP_OPS) + " {0}", [self.const(kind, c)]),
+                lambda: Leaf(ref + " " + rng.choice(CMP_OPS) + " {0}", [self.const(kind, c)]),
                 lambda: Leaf(ref + " " + rng.choice(CMP_OPS) + " {0}",
                              [Param("timestamp", rng.choice(EDGE["timestamptz"][:8]) + "::timestamp")]),
                 lambda: Leaf(ref + " " + rng.choice(["<", ">"]) + " now()"),
