@@ -13,10 +13,6 @@ CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (databse 'x');
 CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (collection 'x');
 CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (zzzzzzzz 'x');
 CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (database '');
-CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (database 'shop.v2');
-CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (database 'my shop');
-CREATE SERVER bad FOREIGN DATA WRAPPER qleaf_fdw
-  OPTIONS (database 'a123456789b123456789c123456789d123456789e123456789f123456789g123');
 -- any connection string libmongoc accepts
 CREATE SERVER ok1 FOREIGN DATA WRAPPER qleaf_fdw
   OPTIONS (uri 'mongodb://db1.example.com,db2.example.com:27018,db3.example.com/?replicaSet=rs0&readPreference=secondaryPreferred');
@@ -95,7 +91,6 @@ CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (colection 'x');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (uri 'x');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (collection '');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (collection 'a$b');
-CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (database 'x/y');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (batch_size '0');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (batch_size '-5');
 CREATE FOREIGN TABLE bad (a int) SERVER opt_srv OPTIONS (batch_size '10 docs');

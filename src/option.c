@@ -251,21 +251,11 @@ validate_name(const char *option, const char *value)
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("option \"%s\" must not be empty", option)));
 
-	/* MongoDB's own rules for database names (on every platform) */
-	if (strcmp(option, "database") == 0)
-	{
-		if (strpbrk(value, "/\\. \"$") != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid MongoDB database name \"%s\"", value),
-					 errdetail("A database name cannot contain any of the characters /\\. \"$ or a space.")));
-		if (strlen(value) > 63)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-					 errmsg("invalid MongoDB database name \"%s\"", value),
-					 errdetail("A database name must be shorter than 64 bytes.")));
-	}
-	else if (strcmp(option, "collection") == 0 && strchr(value, '$') != NULL)
+	/*
+	 * MongoDB refuses collection names with "$".  Database names are left
+	 * to the server, whose error names the rule broken.
+	 */
+	if (strcmp(option, "collection") == 0 && strchr(value, '$') != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("invalid MongoDB collection name \"%s\"", value),
