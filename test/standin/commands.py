@@ -1198,7 +1198,10 @@ def cmd_get_more(ctx):
 
 
 def cmd_kill_cursors(ctx):
-    _coll_name(ctx)
+    # Database and cluster change streams live in "<db>.$cmd.aggregate";
+    # mongod lets killCursors name that namespace.
+    if ctx.body.get(ctx.name) != "$cmd.aggregate":
+        _coll_name(ctx)
     ids = ctx.body.get("cursors")
     if not isinstance(ids, list):
         raise CommandError(*E.TYPE_MISMATCH, "BSON field 'killCursors.cursors' is missing "

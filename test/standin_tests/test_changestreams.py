@@ -749,3 +749,22 @@ def test_resume_database_and_cluster_streams(client, db):
             "startAtOperationTime": evs[1]["clusterTime"]}) as s:
         assert s.collect(2) == evs[1:]
 
+
+
+def test_kill_database_change_stream_cursor(db):
+    """A database stream's cursor lives in "<db>.$cmd.aggregate"; mongod's
+    killCursors accepts that namespace (drivers send it when a database
+    watch() is closed)."""
+    db.create_collection("c")
+    s = stream(db, coll=None)
+    try:
+        cid = s.id
+        assert cid != 0
+        reply = db.command({"killCursors": "$cmd.aggregate",
+                            "cursors": [Int64(cid)]}, session=s.session)
+        assert reply["cursorsKilled"] == [cid]
+        e = error_of(lambda: s.get_more(max_await_ms=100))
+        assert e.code == 43
+    finally:
+        s.id = 0
+        s.close()
