@@ -497,23 +497,32 @@ class Gen:
         r = rng.random()
         on_col = rng.choice([("i", "i"), ("i", "na"), ("b", "b"), ("t", "t"), ("id", "i"),
                              ("n", "n"), ("ts", "ts"), ("f", "f"), ("i", "b"), ("u", "u")])
-        if r < 0.5:
+        if r < 0.45:
             join = rng.choice(["JOIN", "LEFT JOIN"])
             tpl = ("SELECT a.id, b.id, a.%s, b.%s FROM %s a %s %s b ON a.%s = b.%s WHERE %s AND {W}"
                    % (on_col[0], on_col[1], table, join, other, on_col[0], on_col[1], outer))
             alias = "b"
-        elif r < 0.75:
+        elif r < 0.65:
             tpl = ("SELECT a.id, x.c, x.m FROM %s a, LATERAL (SELECT count(*) AS c, max(b.id) AS m FROM %s b "
                    "WHERE b.%s = a.%s AND {W}) x WHERE %s"
                    % (table, other, on_col[1], on_col[0], outer))
             alias = "b"
-        elif r < 0.9:
+        elif r < 0.8:
             neg = rng.choice(["", "NOT "])
             tpl = ("SELECT a.id FROM %s a WHERE %s AND %sEXISTS (SELECT 1 FROM %s b WHERE b.%s = a.%s AND {W})"
                    % (table, outer, neg, other, on_col[1], on_col[0]))
             alias = "b"
-        else:
+        elif r < 0.85:
             tpl = ("SELECT a.id, a.i FROM %s a WHERE a.i IN (SELECT b.na FROM %s b WHERE {W}) AND a.id <= 60"
                    % (table, other))
+            alias = "b"
+        else:
+            # a small heap table on the outer side: with a nested loop, the
+            # foreign scan gets the key as a parameter
+            kc, fc = rng.choice([("k", "i"), ("k", "na"), ("k", "b"), ("k", "sm"), ("x", "n"),
+                                 ("s", "t"), ("s", "vc"), ("s", "u")])
+            coll = ' COLLATE "C"' if kc == "s" else ""
+            tpl = ("SELECT k.id, b.id FROM {K} k JOIN %s b ON b.%s = k.%s%s WHERE {W}"
+                   % (table, fc, kc, coll))
             alias = "b"
         return Query("join", tpl, self.tree(2, alias), False, settings)
