@@ -53,6 +53,7 @@ typedef struct QleafScanState
 {
 	QleafScan  *scan;			/* NULL under EXPLAIN without ANALYZE */
 	QleafScanCounters counters; /* kept after the scan ends */
+	List	   *param_states;	/* ExprStates of fdw_exprs: $match values */
 } QleafScanState;
 
 void		_PG_init(void);
@@ -290,6 +291,8 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	List	   *remote_conds = NIL;
 	List	   *remote_exprs = NIL;
 	List	   *local_exprs = NIL;
+	List	   *local_reasons = NIL;
+	List	   *param_exprs;
 	List	   *retrieved_attrs;
 	List	   *fields;
 	List	   *fdw_private;
@@ -299,29 +302,30 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	Bitmapset  *attrs_used;
 
 	/*
-	 * Split scan_clauses as GetForeignRelSize split the restriction
-	 * clauses; join clauses of a parameterized path are classified here.
+	 * Classify scan_clauses (join clauses of a parameterized path too): an
+	 * exact condition is only shipped, a lossy one shipped and rechecked,
+	 * an unsafe one only checked here; the reason of each local condition
+	 * goes to EXPLAIN VERBOSE.
 	 */
 	foreach(lc, scan_clauses)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		const char *reason;
+		QleafShipKind kind;
 
 		if (ri->pseudoconstant)
 			continue;
-		if (list_member_ptr(fpinfo->remote_conds, ri))
+		kind = qleaf_classify_expr(root, baserel, ri->clause, &reason);
+		if (kind != QLEAF_SHIP_UNSAFE)
 		{
 			remote_conds = lappend(remote_conds, ri);
 			remote_exprs = lappend(remote_exprs, ri->clause);
 		}
-		else if (list_member_ptr(fpinfo->local_conds, ri))
-			local_exprs = lappend(local_exprs, ri->clause);
-		else if (qleaf_is_foreign_expr(root, baserel, ri->clause))
+		if (kind != QLEAF_SHIP_EXACT)
 		{
-			remote_conds = lappend(remote_conds, ri);
-			remote_exprs = lappend(remote_exprs, ri->clause);
-		}
-		else
 			local_exprs = lappend(local_exprs, ri->clause);
+			local_reasons = lappend(local_reasons, makeString(pstrdup(reason)));
+		}
 	}
 
 	/* fetch what the output and the local conditions read */
@@ -331,7 +335,8 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 
 	rel = table_open(foreigntableid, NoLock);
 	pipeline = qleaf_build_pipeline(root, baserel, rel, attrs_used,
-									remote_conds, &retrieved_attrs, &fields);
+									remote_conds, &retrieved_attrs, &fields,
+									&param_exprs);
 	table_close(rel, NoLock);
 
 	fdw_private = NIL;
@@ -343,11 +348,12 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.database));
 	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.collection));
 	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
+	fdw_private = lappend(fdw_private, local_reasons);
 
 	return make_foreignscan(tlist,
 							local_exprs,
 							baserel->relid,
-							NIL,	/* no expressions to evaluate */
+							param_exprs,	/* values of $match placeholders */
 							fdw_private,
 							NIL,	/* no custom tlist */
 							remote_exprs,
@@ -377,6 +383,7 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 	UserMapping *user;
 	QleafTableOptions opts;
 	int			batch_size;
+	bytea	   *pipeline;
 
 	state = palloc0(sizeof(QleafScanState));
 	node->fdw_state = state;
@@ -396,10 +403,20 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 	if (batch_size <= 0)
 		batch_size = qleaf_batch_size;
 
+	/* values the pipeline's $match needs: computed once per scan */
+	pipeline = plan_pipeline(fdw_private);
+	if (fsplan->fdw_exprs != NIL)
+	{
+		state->param_states = ExecInitExprList(fsplan->fdw_exprs,
+											   (PlanState *) node);
+		pipeline = qleaf_fill_pipeline(pipeline, state->param_states,
+									   node->ss.ps.ps_ExprContext);
+	}
+
 	state->scan = qleaf_scan_begin(rel, server, user,
 								   strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
 								   strVal(list_nth(fdw_private, FdwScanPrivateCollection)),
-								   plan_pipeline(fdw_private),
+								   pipeline,
 								   (List *) list_nth(fdw_private, FdwScanPrivateRetrievedAttrs),
 								   (List *) list_nth(fdw_private, FdwScanPrivateFields),
 								   batch_size, opts.null_on_error,
@@ -430,8 +447,18 @@ qleafReScanForeignScan(ForeignScanState *node)
 {
 	QleafScanState *state = (QleafScanState *) node->fdw_state;
 
-	if (state->scan != NULL)
-		qleaf_scan_rescan(state->scan);
+	if (state->scan == NULL)
+		return;
+	if (state->param_states != NIL)
+	{
+		List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
+
+		qleaf_scan_set_pipeline(state->scan,
+								qleaf_fill_pipeline(plan_pipeline(fdw_private),
+													state->param_states,
+													node->ss.ps.ps_ExprContext));
+	}
+	qleaf_scan_rescan(state->scan);
 }
 
 static void
@@ -470,6 +497,18 @@ qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		initStringInfo(&json);
 		qleaf_append_pipeline_json(&json, &stages);
 		ExplainPropertyText("Pipeline", json.data, es);
+
+		/* why each condition of the Filter line is checked here */
+		if (list_length(fdw_private) > FdwScanPrivateLocalReasons)
+		{
+			List	   *reasons = NIL;
+			ListCell   *lc;
+
+			foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateLocalReasons))
+				reasons = lappend(reasons, strVal(lfirst(lc)));
+			if (reasons != NIL)
+				ExplainPropertyList("Local Filter Reasons", reasons, es);
+		}
 	}
 
 	if (es->analyze && state != NULL)

@@ -81,7 +81,9 @@ enum FdwScanPrivateIndex
 	/* String: collection name */
 	FdwScanPrivateCollection,
 	/* Integer: documents per batch */
-	FdwScanPrivateBatchSize
+	FdwScanPrivateBatchSize,
+	/* list of String: why each local condition is local, in qual order */
+	FdwScanPrivateLocalReasons
 };
 
 /*
@@ -112,21 +114,66 @@ extern char *qleaf_get_column_field(Oid relid, AttrNumber attnum,
 extern bool qleaf_is_root_field(const char *field);
 
 /* in deparse.c */
+
+/*
+ * How a condition is evaluated: exact (in $match only), lossy (in $match
+ * as a prefilter and rechecked by PostgreSQL) or unsafe (by PostgreSQL
+ * only).
+ */
+typedef enum QleafShipKind
+{
+	QLEAF_SHIP_UNSAFE,
+	QLEAF_SHIP_LOSSY,
+	QLEAF_SHIP_EXACT
+} QleafShipKind;
+
 extern void qleaf_classify_conditions(PlannerInfo *root, RelOptInfo *baserel,
 									  List *input_conds,
 									  List **remote_conds,
 									  List **local_conds);
 extern bool qleaf_is_foreign_expr(PlannerInfo *root, RelOptInfo *baserel,
 								  Expr *expr);
+extern QleafShipKind qleaf_classify_expr(PlannerInfo *root,
+										 RelOptInfo *baserel, Expr *expr,
+										 const char **reason);
 extern void qleaf_check_column_mapping(Relation rel, AttrNumber attnum,
 									   const char *field);
 extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
 								   Relation rel, Bitmapset *attrs_used,
 								   List *remote_conds,
-								   List **retrieved_attrs, List **fields);
+								   List **retrieved_attrs, List **fields,
+								   List **param_exprs);
+extern bytea *qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
+								  ExprContext *econtext);
 extern bytea *qleaf_build_sample_pipeline(Relation rel, int targrows,
 										  List **retrieved_attrs,
 										  List **fields);
+
+/* in shippable.c */
+
+/* What a shippable column holds, as far as comparisons are concerned. */
+typedef enum QleafValueKind
+{
+	QLEAF_VK_NONE,
+	QLEAF_VK_INT,				/* smallint, integer, bigint */
+	QLEAF_VK_NUMERIC,			/* numeric without precision */
+	QLEAF_VK_TEXT,				/* text, varchar */
+	QLEAF_VK_BOOL,
+	QLEAF_VK_TIMESTAMP,			/* timestamptz, timestamp */
+	QLEAF_VK_JSONB
+} QleafValueKind;
+
+extern QleafValueKind qleaf_value_kind(Oid typid, int32 typmod,
+									   const char **reason);
+extern bool qleaf_value_type_ok(QleafValueKind kind, Oid coltype,
+								Oid valtype);
+extern int	qleaf_comparison_strategy(Oid opno, QleafValueKind kind,
+									  Oid coltype, Oid valtype);
+extern bool qleaf_collation_ok(Oid collid, bool ordering,
+							   const char **reason);
+extern bool qleaf_like_function(Oid funcid, bool *negated, bool *icase);
+extern char *qleaf_like_regex(const char *pattern, int len, bool icase,
+							  bool *hex_possible, const char **reason);
 
 /* in scan.c */
 extern QleafScan *qleaf_scan_begin(Relation rel, ForeignServer *server,
@@ -138,6 +185,7 @@ extern QleafScan *qleaf_scan_begin(Relation rel, ForeignServer *server,
 								   MemoryContext parent);
 extern bool qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull);
 extern void qleaf_scan_rescan(QleafScan *scan);
+extern void qleaf_scan_set_pipeline(QleafScan *scan, const bytea *pipeline);
 extern void qleaf_scan_end(QleafScan *scan);
 extern const QleafScanCounters *qleaf_scan_counters(QleafScan *scan);
 extern double qleaf_estimate_count(ForeignServer *server, UserMapping *user,

@@ -305,6 +305,24 @@ qleaf_scan_rescan(QleafScan *scan)
 	scan_close_cursor(scan);
 }
 
+/*
+ * Run pipeline (a BSON array in a bytea) from the next qleaf_scan_next on:
+ * a rescan with new parameter values.
+ */
+void
+qleaf_scan_set_pipeline(QleafScan *scan, const bytea *pipeline)
+{
+	uint8_t    *data;
+
+	scan_close_cursor(scan);
+	data = MemoryContextAlloc(scan->cxt, VARSIZE_ANY_EXHDR(pipeline));
+	memcpy(data, VARDATA_ANY(pipeline), VARSIZE_ANY_EXHDR(pipeline));
+	if (!bson_init_static(&scan->pipeline, data, VARSIZE_ANY_EXHDR(pipeline)))
+		elog(ERROR, "qleaf_fdw: invalid pipeline");
+	pfree(scan->pipeline_data);
+	scan->pipeline_data = data;
+}
+
 /* Free everything the scan holds. */
 void
 qleaf_scan_end(QleafScan *scan)
