@@ -161,33 +161,15 @@ typedef struct DeparseCxt
 #define EPOCH_DIFF_USECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
-static const char *const number_types[] = {"int", "long", "double", "decimal", NULL};
-static const char *const text_types[] = {"string", "symbol", "objectId", NULL};
-static const char *const null_types[] = {"null", "undefined", NULL};
-static const char *const date_types[] = {"date", "timestamp", NULL};
 
 static bson_t *deparse_cond(DeparseCxt *cx, Expr *expr, bool negate);
+static void filter_type(bson_t *f, const char *path, const char *type);
+static void filter_combine(bson_t *f, const char *op, bson_t **parts, int n);
 
 static bson_t *
 new_filter(void)
 {
 	return qleaf_bson_new_owned(CurrentMemoryContext);
-}
-
-static void
-append_types(bson_t *b, const char *key, const char *const *types)
-{
-	bson_t		arr;
-	int			i;
-	char		k[16];
-
-	bson_append_array_begin(b, key, -1, &arr);
-	for (i = 0; types[i] != NULL; i++)
-	{
-		snprintf(k, sizeof(k), "%d", i);
-		bson_append_utf8(&arr, k, -1, types[i], -1);
-	}
-	bson_append_array_end(b, &arr);
 }
 
 /* {} that matches no document: NOR of the filter that matches all */
@@ -203,15 +185,31 @@ filter_nothing(bson_t *f)
 	bson_append_array_end(f, &arr);
 }
 
-/* {path: {$type: types}} */
+/*
+ * {path: {$type: "date"}} or {path: {$gte: Timestamp(0, 0)}}: every date
+ * or BSON timestamp.  (Timestamps are found by their type bracket, the
+ * smallest timestamp being Timestamp(0, 0).)
+ */
 static void
-filter_types(bson_t *f, const char *path, const char *const *types)
+filter_timestamp_type(bson_t *f, const char *path)
 {
 	bson_t		d;
 
 	bson_append_document_begin(f, path, -1, &d);
-	append_types(&d, "$type", types);
+	bson_append_timestamp(&d, "$gte", -1, 0, 0);
 	bson_append_document_end(f, &d);
+}
+
+static void
+filter_all_dates(bson_t *f, const char *path)
+{
+	bson_t	   *parts[2];
+
+	parts[0] = new_filter();
+	filter_type(parts[0], path, "date");
+	parts[1] = new_filter();
+	filter_timestamp_type(parts[1], path);
+	filter_combine(f, "$or", parts, 2);
 }
 
 static void
@@ -300,10 +298,9 @@ number_value(Oid valtype, Datum v, int64 *out)
 static char *
 text_value(Datum v, int *len)
 {
-	text	   *t = DatumGetTextPP(v);
-	char	   *s;
+	char	   *s = TextDatumGetCString(v);
 
-	s = pg_server_to_any(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), PG_UTF8);
+	s = pg_server_to_any(s, strlen(s), PG_UTF8);
 	*len = strlen(s);
 	return s;
 }
@@ -363,7 +360,8 @@ append_number(bson_t *b, const char *key, Oid valtype, Datum v)
  * *has_null tells whether the array held a NULL.
  */
 static bool
-append_array_values(bson_t *arr, const Leaf *leaf, Datum v, bool *has_null)
+append_array_values(bson_t *arr, const Leaf *leaf, Datum v, bool *has_null,
+					int *nvalues)
 {
 	ArrayType  *a = DatumGetArrayTypeP(v);
 	int16		elmlen;
@@ -373,7 +371,7 @@ append_array_values(bson_t *arr, const Leaf *leaf, Datum v, bool *has_null)
 	bool	   *nulls;
 	int			n;
 	int			i;
-	int			k = 0;
+	int			k = *nvalues;
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(a), &elmlen, &elmbyval, &elmalign);
 	deconstruct_array(a, ARR_ELEMTYPE(a), elmlen, elmbyval, elmalign,
@@ -408,19 +406,23 @@ append_array_values(bson_t *arr, const Leaf *leaf, Datum v, bool *has_null)
 				return false;
 		}
 	}
+	*nvalues = k;
 	return true;
 }
 
-/* {path: {$type: [double, decimal], $not: {$gte: -Infinity}}}: NaN */
+/*
+ * {path: {$type: "number", $not: {$gte: -Infinity}}}: NaN, the only
+ * number not at least -Infinity (MongoDB's comparisons are false for NaN
+ * but for NaN itself)
+ */
 static void
 filter_nan(bson_t *f, const char *path)
 {
 	bson_t		d;
 	bson_t		n;
-	static const char *const nan_types[] = {"double", "decimal", NULL};
 
 	bson_append_document_begin(f, path, -1, &d);
-	append_types(&d, "$type", nan_types);
+	bson_append_utf8(&d, "$type", -1, "number", -1);
 	bson_append_document_begin(&d, "$not", -1, &n);
 	bson_append_double(&n, "$gte", -1, -INFINITY);
 	bson_append_document_end(&d, &n);
@@ -456,7 +458,10 @@ or_pass_type(bson_t *a, const char *path, const char *type)
 
 	parts[0] = a;
 	parts[1] = new_filter();
-	filter_type(parts[1], path, type);
+	if (strcmp(type, "timestamp") == 0)
+		filter_timestamp_type(parts[1], path);
+	else
+		filter_type(parts[1], path, type);
 	filter_combine(f, "$or", parts, 2);
 	return f;
 }
@@ -488,7 +493,7 @@ timestamp_filter(const Leaf *leaf, Timestamp t)
 		else
 			all = (leaf->op == L_LT || leaf->op == L_LE || leaf->op == L_NE);
 		if (all)
-			filter_types(f, leaf->path, date_types);
+			filter_all_dates(f, leaf->path);
 		else
 			filter_nothing(f);
 		return f;
@@ -516,7 +521,7 @@ timestamp_filter(const Leaf *leaf, Timestamp t)
 		case L_EQ:
 			if (!exact_ms)
 			{
-				filter_type(f, leaf->path, "timestamp");
+				filter_timestamp_type(f, leaf->path);
 				return f;
 			}
 			bson_append_document_begin(f, leaf->path, -1, &d);
@@ -526,7 +531,7 @@ timestamp_filter(const Leaf *leaf, Timestamp t)
 		case L_NE:
 			if (!exact_ms)
 			{
-				filter_types(f, leaf->path, date_types);
+				filter_all_dates(f, leaf->path);
 				return f;
 			}
 			bson_append_document_begin(f, leaf->path, -1, &d);
@@ -591,33 +596,29 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 
 	*lossy = false;
 
+	/*
+	 * {path: null} matches null, missing (and undefined), and {$ne: null}
+	 * the rest; both look into arrays, which for a jsonb column are values
+	 * of their own.
+	 */
 	if (leaf->op == L_ISNULL || leaf->op == L_NOTNULL)
 	{
 		bson_t		n;
 
 		if (leaf->op == L_ISNULL)
 		{
-			bson_t	   *parts[2];
-
-			parts[0] = new_filter();
-			bson_append_document_begin(parts[0], p, -1, &d);
-			bson_append_bool(&d, "$exists", -1, false);
-			bson_append_document_end(parts[0], &d);
-			parts[1] = new_filter();
-			filter_types(parts[1], p, null_types);
-			filter_combine(f, "$or", parts, 2);
+			bson_append_null(f, p, -1);
 			if (leaf->kind == QLEAF_VK_JSONB)
 			{
-				/* [null] is a jsonb array, not NULL */
-				bson_t	   *g = new_filter();
+				bson_t	   *parts[2];
 
-				bson_append_document_begin(g, p, -1, &d);
+				parts[0] = f;
+				parts[1] = new_filter();
+				bson_append_document_begin(parts[1], p, -1, &d);
 				bson_append_document_begin(&d, "$not", -1, &n);
 				bson_append_utf8(&n, "$type", -1, "array", -1);
 				bson_append_document_end(&d, &n);
-				bson_append_document_end(g, &d);
-				parts[0] = f;
-				parts[1] = g;
+				bson_append_document_end(parts[1], &d);
 				f = new_filter();
 				filter_combine(f, "$and", parts, 2);
 			}
@@ -625,10 +626,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 		else
 		{
 			bson_append_document_begin(f, p, -1, &d);
-			bson_append_bool(&d, "$exists", -1, true);
-			bson_append_document_begin(&d, "$not", -1, &n);
-			append_types(&n, "$type", null_types);
-			bson_append_document_end(&d, &n);
+			bson_append_null(&d, "$ne", -1);
 			bson_append_document_end(f, &d);
 			if (leaf->kind == QLEAF_VK_JSONB)
 				f = or_pass_type(f, p, "array");
@@ -663,7 +661,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 		{
 			bool		has_null;
 
-			if (!append_array_values(&arr, leaf, v, &has_null))
+			if (!append_array_values(&arr, leaf, v, &has_null, &k))
 				return NULL;
 		}
 		else
@@ -672,7 +670,6 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 			char	   *s = text_value(v, &len);
 
 			bson_append_utf8(&arr, "0", -1, s, len);
-			k++;
 		}
 		bson_append_array_end(&d, &arr);
 		bson_append_utf8(&d, "$type", -1, "string", -1);
@@ -695,29 +692,57 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 			if (leaf->op == L_IN || leaf->op == L_NIN)
 			{
 				bool		has_null;
+				int			k = 0;
+				bson_t	   *values = new_filter();
+				bson_t	  **parts;
+				bson_iter_t it;
+				int			i = 0;
 
-				bson_append_document_begin(f, p, -1, &d);
-				bson_append_array_begin(&d, leaf->op == L_IN ? "$in" : "$nin",
-										-1, &arr);
-				if (!append_array_values(&arr, leaf, v, &has_null))
+				/*
+				 * One $eq (or $ne) per value, under $or (or $and): the
+				 * same as $in (or $nin) with MongoDB's numeric equality
+				 * across int, long, double and decimal, in a form every
+				 * server evaluates alike.
+				 */
+				if (!append_array_values(values, leaf, v, &has_null, &k))
 					return NULL;
-				bson_append_array_end(&d, &arr);
-				if (leaf->op == L_NIN)
-					append_types(&d, "$type", number_types);
-				bson_append_document_end(f, &d);
 				if (leaf->op == L_NIN && has_null)
 				{
 					/* x NOT IN (..., NULL) is never true */
-					f = new_filter();
 					filter_nothing(f);
+					break;
 				}
+				parts = palloc(sizeof(bson_t *) * (k + 1));
+				bson_iter_init(&it, values);
+				while (bson_iter_next(&it))
+				{
+					parts[i] = new_filter();
+					bson_append_document_begin(parts[i], p, -1, &d);
+					bson_append_iter(&d, leaf->op == L_IN ? "$eq" : "$ne", -1, &it);
+					if (leaf->op == L_NIN && i == 0)
+						bson_append_utf8(&d, "$type", -1, "number", -1);
+					bson_append_document_end(parts[i], &d);
+					i++;
+				}
+				if (leaf->op == L_NIN && i == 0)
+				{
+					parts[i] = new_filter();
+					filter_type(parts[i], p, "number");
+					i++;
+				}
+				if (i == 0)
+					filter_nothing(f);
+				else if (i == 1)
+					f = parts[0];
+				else
+					filter_combine(f, leaf->op == L_IN ? "$or" : "$and", parts, i);
 				break;
 			}
 			bson_append_document_begin(f, p, -1, &d);
 			if (!append_number(&d, comparison_op(leaf->op), leaf->valtype, v))
 				return NULL;
 			if (leaf->op == L_NE)
-				append_types(&d, "$type", number_types);
+				bson_append_utf8(&d, "$type", -1, "number", -1);
 			bson_append_document_end(f, &d);
 
 			/* numeric NaN is above every number in PostgreSQL */
@@ -751,14 +776,25 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 												-1, &arr);
 						if (leaf->op == L_IN || leaf->op == L_NIN)
 						{
-							if (!append_array_values(&arr, leaf, v, &has_null))
+							if (!append_array_values(&arr, leaf, v, &has_null, &k))
 								return NULL;
 						}
 						else
 							append_text_values(&arr, &k, v);
-						bson_append_array_end(&d, &arr);
+
+						/*
+						 * <> and NOT IN exclude null and missing; values of
+						 * other types pass, and fail to convert, as they
+						 * would without pushdown
+						 */
 						if (!positive)
-							append_types(&d, "$type", text_types);
+						{
+							char		key[16];
+
+							snprintf(key, sizeof(key), "%d", k);
+							bson_append_null(&arr, key, -1);
+						}
+						bson_append_array_end(&d, &arr);
 						bson_append_document_end(f, &d);
 						if (leaf->op == L_NIN && has_null)
 						{
@@ -798,7 +834,9 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 						const char *why;
 						char	   *re;
 
-						re = qleaf_like_regex(s, len, icase, &hex_possible, &why);
+						re = qleaf_like_regex(s, len, icase,
+											  leaf->op == L_NILIKE,
+											  &hex_possible, &why);
 						if (re == NULL)
 							return NULL;
 						if (leaf->op == L_LIKE || leaf->op == L_ILIKE)
@@ -813,8 +851,8 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 						else
 						{
 							bson_append_document_begin(f, p, -1, &d);
-							bson_append_regex(&d, "$not", -1, re, icase ? "i" : "");
-							append_types(&d, "$type", text_types);
+							bson_append_regex(&d, "$not", -1, re, "");
+							bson_append_null(&d, "$ne", -1);
 							bson_append_document_end(f, &d);
 						}
 						*lossy = icase || hex_possible;
@@ -874,17 +912,17 @@ leaf_param_class(const Leaf *leaf, const char **reason)
 	}
 	if (leaf->null_mode)
 	{
-		*reason = "on_conversion_error 'null': values that become NULL are rechecked";
+		*reason = "on_conversion_error 'null': values that become NULL match too";
 		return QLEAF_SHIP_LOSSY;
 	}
 	if (leaf->kind == QLEAF_VK_TIMESTAMP)
 	{
-		*reason = "BSON timestamps (not dates) are rechecked";
+		*reason = "BSON timestamps (not dates) match too";
 		return QLEAF_SHIP_LOSSY;
 	}
 	if (leaf->kind == QLEAF_VK_TEXT && leaf->op >= L_LT && leaf->op <= L_GE)
 	{
-		*reason = "ObjectIds compared as text are rechecked";
+		*reason = "ObjectIds (compared as text) match too";
 		return QLEAF_SHIP_LOSSY;
 	}
 	return QLEAF_SHIP_EXACT;
@@ -895,14 +933,14 @@ static const char *
 leaf_lossy_reason(const Leaf *leaf)
 {
 	if (leaf->null_mode)
-		return "on_conversion_error 'null': values that become NULL are rechecked";
+		return "on_conversion_error 'null': values that become NULL match too";
 	if (leaf->kind == QLEAF_VK_TIMESTAMP)
-		return "BSON timestamps (not dates) are rechecked";
+		return "BSON timestamps (not dates) match too";
 	if (leaf->op == L_ILIKE || leaf->op == L_NILIKE)
-		return "ILIKE case folding is rechecked";
+		return "ILIKE: MongoDB folds case more widely";
 	if (leaf->op == L_LIKE || leaf->op == L_NLIKE)
-		return "the pattern could match an ObjectId's text: rechecked";
-	return "ObjectIds compared as text are rechecked";
+		return "the pattern may match an ObjectId's text: ObjectIds match too";
+	return "ObjectIds (compared as text) match too";
 }
 
 /*
@@ -1155,7 +1193,7 @@ deparse_leaf(DeparseCxt *cx, ColRef *ref, LeafOp op, Expr *val,
 				const char *why = NULL;
 
 				(void) qleaf_like_regex(s, len, op == L_ILIKE || op == L_NILIKE,
-										&hex, &why);
+										false, &hex, &why);
 				if (why != NULL)
 					cx->reason = why;
 			}

@@ -173,7 +173,8 @@ extern bool qleaf_collation_ok(Oid collid, bool ordering,
 							   const char **reason);
 extern bool qleaf_like_function(Oid funcid, bool *negated, bool *icase);
 extern char *qleaf_like_regex(const char *pattern, int len, bool icase,
-							  bool *hex_possible, const char **reason);
+							  bool narrow, bool *hex_possible,
+							  const char **reason);
 
 /* in scan.c */
 extern QleafScan *qleaf_scan_begin(Relation rel, ForeignServer *server,
@@ -191,5 +192,23 @@ extern const QleafScanCounters *qleaf_scan_counters(QleafScan *scan);
 extern double qleaf_estimate_count(ForeignServer *server, UserMapping *user,
 								   const char *database,
 								   const char *collection);
+
+/* in changes.c */
+struct ExplainState;
+extern bool qleaf_changes_option(const char *name);
+extern void qleaf_changes_validate_options(List *options);
+extern bool qleaf_is_changes_table(ForeignTable *table);
+extern char *qleaf_changes_column_field(Oid relid, const char *colname);
+extern bool qleaf_is_changes_plan(ForeignScan *fsplan);
+extern void qleaf_changes_rel_size(PlannerInfo *root, RelOptInfo *baserel);
+extern ForeignScan *qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel,
+									   List *tlist, List *scan_clauses,
+									   Plan *outer_plan);
+extern void qleaf_changes_begin(ForeignScanState *node, int eflags);
+extern TupleTableSlot *qleaf_changes_iterate(ForeignScanState *node);
+extern void qleaf_changes_rescan(ForeignScanState *node);
+extern void qleaf_changes_end(ForeignScanState *node);
+extern void qleaf_changes_explain(ForeignScanState *node,
+								  struct ExplainState *es);
 
 #endif							/* QLEAF_FDW_H */

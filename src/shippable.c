@@ -220,10 +220,17 @@ append_regex_literal(StringInfo re, const char *p, int len)
  * literal.  The end anchor is "(?![\s\S])", which is the very end of the
  * string; "$" would also match before a final newline.
  *
- * For ILIKE (icase) the pattern must be ASCII; the caller adds the "i"
- * option, and "i" and "k" also match U+0130 and U+212A, which some
- * locales lower-case to them, so that the regex matches at least what
- * PostgreSQL's ILIKE matches.
+ * For ILIKE (icase) the pattern must be ASCII.  Which characters match
+ * a letter without regard to case depends on the locale in PostgreSQL,
+ * and MongoDB's "i" option folds Unicode cases (U+212A KELVIN SIGN
+ * matches "k"), so the regex is either wide or narrow:
+ *	- wide (for ILIKE, narrow false): the caller adds the "i" option, and
+ *	  "i" and "k" also match U+0130 and U+212A, which some locales
+ *	  lower-case to them: the regex matches at least what ILIKE matches;
+ *	- narrow (for NOT ILIKE): a letter matches its ASCII upper and lower
+ *	  case only, no option: the regex matches at most what ILIKE matches,
+ *	  so that its negation matches at least what NOT ILIKE matches.
+ * Either way the condition is rechecked.
  *
  * *hex_possible is set when the pattern could match the 24 hexadecimal
  * digits of an ObjectId converted to text (a text column shows ObjectIds
@@ -233,7 +240,7 @@ append_regex_literal(StringInfo re, const char *p, int len)
  * that cannot be translated.
  */
 char *
-qleaf_like_regex(const char *pattern, int len, bool icase,
+qleaf_like_regex(const char *pattern, int len, bool icase, bool narrow,
 				 bool *hex_possible, const char **reason)
 {
 	StringInfoData re;
@@ -243,6 +250,27 @@ qleaf_like_regex(const char *pattern, int len, bool icase,
 
 	*hex_possible = true;
 	initStringInfo(&re);
+
+	/* an ObjectId's text has 24 characters */
+	{
+		int			fixed = 0;
+		bool		any = false;
+
+		for (i = 0; i < len; i++)
+		{
+			if (pattern[i] == '%')
+				any = true;
+			else
+			{
+				if (pattern[i] == '\\' && i + 1 < len)
+					i++;
+				if ((pattern[i] & 0xC0) != 0x80)
+					fixed++;
+			}
+		}
+		if (any ? fixed > 24 : fixed != 24)
+			*hex_possible = false;
+	}
 
 	/* leading and trailing "%" only drop the anchors */
 	while (start < end && pattern[start] == '%')
@@ -312,7 +340,9 @@ qleaf_like_regex(const char *pattern, int len, bool icase,
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
 			  (icase && c >= 'A' && c <= 'F')))
 			*hex_possible = false;
-		if (icase && (c == 'i' || c == 'I'))
+		if (icase && narrow && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+			appendStringInfo(&re, "[%c%c]", pg_ascii_tolower(c), pg_ascii_toupper(c));
+		else if (icase && (c == 'i' || c == 'I'))
 			appendStringInfoString(&re, "[i\xc4\xb0]");
 		else if (icase && (c == 'k' || c == 'K'))
 			appendStringInfoString(&re, "[k\xe2\x84\xaa]");
