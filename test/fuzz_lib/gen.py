@@ -146,8 +146,12 @@ class Query:
                 return "NOT (" + walk(t.kids[0]) + ")"
             return "(" + (" " + t.op + " ").join(walk(k) for k in t.kids) + ")"
 
-        where = walk(self.where) if self.where is not None else "true"
-        sql = self.template.replace("{W}", where)
+        sql = self.template
+        if self.where is None:
+            # no condition left (the shrinker dropped it): drop its slot
+            sql = sql.replace(" WHERE {W}", "").replace(" AND {W}", "").replace("{W}", "true")
+        else:
+            sql = sql.replace("{W}", walk(self.where))
         for k, v in tables.items():
             sql = sql.replace("{" + k + "}", v)
         return sql, params
