@@ -304,8 +304,9 @@ def make_docs(rng, kind, count):
     return [make(rng, i) for i in range(1, count + 1)]
 
 
-def load(client, collection, docs):
-    coll = client[DATABASE][collection]
+def load(db, collection, docs):
+    """(Re)create collection in the pymongo database db with docs."""
+    coll = db[collection]
     coll.drop()
     if docs:
         coll.insert_many([dict(d) for d in docs], ordered=True)
