@@ -54,6 +54,10 @@ static const QleafOption valid_options[] = {
 	{"database", ForeignTableRelationId},
 	{"batch_size", ForeignTableRelationId},
 	{"on_conversion_error", ForeignTableRelationId},
+	{"changes", ForeignTableRelationId},
+	{"full_document", ForeignTableRelationId},
+	{"full_document_before_change", ForeignTableRelationId},
+	{"start_lookback", ForeignTableRelationId},
 	/* columns */
 	{"field", AttributeRelationId},
 	{"on_conversion_error", AttributeRelationId},
@@ -104,6 +108,8 @@ qleaf_fdw_validator(PG_FUNCTION_ARGS)
 			(void) validate_batch_size(defGetString(def));
 		else if (strcmp(name, "on_conversion_error") == 0)
 			(void) parse_on_conversion_error(defGetString(def));
+		else if (strcmp(name, "changes") == 0)
+			(void) defGetBoolean(def);
 		else if (strcmp(name, "auth_mechanism") == 0)
 		{
 			const char *value = defGetString(def);
@@ -149,6 +155,10 @@ qleaf_fdw_validator(PG_FUNCTION_ARGS)
 								 QLEAF_ROOT_FIELD)));
 		}
 	}
+
+	/* changes tables: option values, and none on ordinary tables */
+	if (catalog == ForeignTableRelationId)
+		qleaf_changes_validate_options(options);
 
 	PG_RETURN_VOID();
 }
@@ -437,6 +447,11 @@ qleaf_get_column_field(Oid relid, AttrNumber attnum, const char *colname,
 		else if (strcmp(def->defname, "on_conversion_error") == 0)
 			*null_on_error = parse_on_conversion_error(defGetString(def));
 	}
+	if (field != NULL)
+		return field;
+
+	/* a standard column of a changes table maps its event field */
+	field = qleaf_changes_column_field(relid, colname);
 	if (field != NULL)
 		return field;
 

@@ -216,6 +216,11 @@ qleafGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	userid = OidIsValid(baserel->userid) ? baserel->userid : GetUserId();
 	fpinfo->user = GetUserMapping(userid, fpinfo->server->serverid);
 	qleaf_get_table_options(fpinfo->table, fpinfo->server, &fpinfo->opts);
+	if (qleaf_is_changes_table(fpinfo->table))
+	{
+		qleaf_changes_rel_size(root, baserel);
+		return;
+	}
 
 	qleaf_classify_conditions(root, baserel, baserel->baserestrictinfo,
 							  &fpinfo->remote_conds, &fpinfo->local_conds);
@@ -301,6 +306,10 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	bytea	   *pipeline;
 	Bitmapset  *attrs_used;
 
+	if (qleaf_is_changes_table(fpinfo->table))
+		return qleaf_changes_plan(root, baserel, tlist, scan_clauses,
+								  outer_plan);
+
 	/*
 	 * Classify scan_clauses (join clauses of a parameterized path too): an
 	 * exact condition is only shipped, a lossy one shipped and rechecked,
@@ -385,6 +394,12 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 	int			batch_size;
 	bytea	   *pipeline;
 
+	if (qleaf_is_changes_plan(fsplan))
+	{
+		qleaf_changes_begin(node, eflags);
+		return;
+	}
+
 	state = palloc0(sizeof(QleafScanState));
 	node->fdw_state = state;
 
@@ -434,6 +449,9 @@ qleafIterateForeignScan(ForeignScanState *node)
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 	MemoryContext oldcxt;
 
+	if (qleaf_is_changes_plan((ForeignScan *) node->ss.ps.plan))
+		return qleaf_changes_iterate(node);
+
 	ExecClearTuple(slot);
 	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
 	if (qleaf_scan_next(state->scan, slot->tts_values, slot->tts_isnull))
@@ -447,6 +465,11 @@ qleafReScanForeignScan(ForeignScanState *node)
 {
 	QleafScanState *state = (QleafScanState *) node->fdw_state;
 
+	if (qleaf_is_changes_plan((ForeignScan *) node->ss.ps.plan))
+	{
+		qleaf_changes_rescan(node);
+		return;
+	}
 	if (state->scan == NULL)
 		return;
 	if (state->param_states != NIL)
@@ -466,6 +489,11 @@ qleafEndForeignScan(ForeignScanState *node)
 {
 	QleafScanState *state = (QleafScanState *) node->fdw_state;
 
+	if (qleaf_is_changes_plan((ForeignScan *) node->ss.ps.plan))
+	{
+		qleaf_changes_end(node);
+		return;
+	}
 	if (state == NULL || state->scan == NULL)
 		return;
 	state->counters = *qleaf_scan_counters(state->scan);
@@ -479,6 +507,11 @@ qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
 	QleafScanState *state = (QleafScanState *) node->fdw_state;
 
+	if (qleaf_is_changes_plan((ForeignScan *) node->ss.ps.plan))
+	{
+		qleaf_changes_explain(node, es);
+		return;
+	}
 	ExplainPropertyText("Collection",
 						psprintf("%s.%s",
 								 strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
@@ -526,6 +559,9 @@ static bool
 qleafAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
 						 BlockNumber *totalpages)
 {
+	/* a change stream has no contents to sample */
+	if (qleaf_is_changes_table(GetForeignTable(RelationGetRelid(relation))))
+		return false;
 	*func = qleaf_acquire_sample_rows;
 	*totalpages = 1;
 	return true;
