@@ -61,6 +61,8 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
+#include "optimizer/paths.h"
+#include "optimizer/restrictinfo.h"
 #include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1948,4 +1950,52 @@ qleaf_build_sample_pipeline(Relation rel, int targrows,
 	append_project(stages, "1", columns);
 
 	return pipeline_to_bytea(stages);
+}
+
+/* EquivalenceClass members that are columns of the scanned relation */
+static bool
+ec_member_is_column(PlannerInfo *root, RelOptInfo *rel,
+					EquivalenceClass *ec, EquivalenceMember *em, void *arg)
+{
+	Expr	   *e = em->em_expr;
+
+	while (IsA(e, RelabelType))
+		e = ((RelabelType *) e)->arg;
+	return IsA(e, Var) && ((Var *) e)->varno == (int) rel->relid &&
+		((Var *) e)->varattno > 0;
+}
+
+/*
+ * The join clauses of baserel a $match can take with the other side's
+ * values as parameters, for parameterized paths (nested loops that run
+ * the pipeline once per outer row): the movable clauses of joininfo, and
+ * the equalities implied by equivalence classes.
+ */
+List *
+qleaf_pushable_join_clauses(PlannerInfo *root, RelOptInfo *baserel)
+{
+	List	   *result = NIL;
+	List	   *candidates;
+	ListCell   *lc;
+
+	if (!qleaf_enable_pushdown)
+		return NIL;
+
+	candidates = list_copy(baserel->joininfo);
+	if (baserel->has_eclass_joins)
+		candidates = list_concat(candidates,
+								 generate_implied_equalities_for_column(root, baserel,
+																		ec_member_is_column,
+																		NULL,
+																		baserel->lateral_referencers));
+	foreach(lc, candidates)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (!join_clause_is_movable_to(ri, baserel))
+			continue;
+		if (qleaf_is_foreign_expr(root, baserel, ri->clause))
+			result = lappend(result, ri);
+	}
+	return result;
 }

@@ -274,6 +274,7 @@ qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 {
 	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
 	ForeignPath *path;
+	ListCell   *lc;
 
 	path = create_foreignscan_path(root, baserel,
 								   NULL,	/* default pathtarget */
@@ -285,6 +286,32 @@ qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 								   NULL,	/* no extra plan */
 								   NIL);	/* no fdw_private */
 	add_path(baserel, (Path *) path);
+
+	/*
+	 * A path parameterized by the other side of each join clause $match
+	 * can take: a nested loop then runs the pipeline once per outer row
+	 * and receives only the matching documents.
+	 */
+	foreach(lc, qleaf_pushable_join_clauses(root, baserel))
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Relids		required_outer;
+		ParamPathInfo *ppi;
+		double		rows;
+
+		required_outer = bms_union(ri->clause_relids, baserel->lateral_relids);
+		required_outer = bms_del_member(required_outer, baserel->relid);
+		if (bms_is_empty(required_outer))
+			continue;
+		ppi = get_baserel_parampathinfo(root, baserel, required_outer);
+		rows = ppi->ppi_rows;
+		path = create_foreignscan_path(root, baserel, NULL, rows,
+									   QLEAF_STARTUP_COST,
+									   QLEAF_STARTUP_COST +
+									   rows * (cpu_tuple_cost + QLEAF_DOCUMENT_COST),
+									   NIL, required_outer, NULL, NIL);
+		add_path(baserel, (Path *) path);
+	}
 }
 
 static ForeignScan *

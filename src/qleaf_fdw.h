@@ -145,6 +145,8 @@ extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
 								   List **param_exprs);
 extern bytea *qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 								  ExprContext *econtext);
+extern List *qleaf_pushable_join_clauses(PlannerInfo *root,
+										 RelOptInfo *baserel);
 extern bytea *qleaf_build_sample_pipeline(Relation rel, int targrows,
 										  List **retrieved_attrs,
 										  List **fields);
