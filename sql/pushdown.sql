@@ -968,6 +968,35 @@ RESET qleaf_fdw.enable_pushdown;
 DROP TABLE picks;
 DROP FUNCTION documents_received(text);
 
+-- ==== conversion errors: on_conversion_error 'error' (the default) ====
+-- A document whose field does not fit its column fails the scan.  With
+-- pushdown the scan fails when such a document is matched (its condition
+-- columns are fetched and converted); a document the $match excludes is
+-- never converted, so its error is not raised.
+CREATE FOREIGN TABLE strict (
+  _id  int,
+  i    bigint
+) SERVER pushdown_srv OPTIONS (collection 'mixed');
+CREATE FUNCTION outcome(cond text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  n int;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM strict WHERE %s', cond) INTO n;
+  RETURN format('%s rows', n);
+EXCEPTION WHEN OTHERS THEN
+  RETURN 'error: ' || sqlerrm;
+END $$;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM strict WHERE i <> 5;
+SELECT outcome('i <> 5');
+SELECT outcome('i = 5');
+SELECT outcome('i = 1000');
+SELECT outcome('i IS NOT NULL');
+SET qleaf_fdw.enable_pushdown = off;
+SELECT outcome('i = 1000');
+RESET qleaf_fdw.enable_pushdown;
+DROP FUNCTION outcome(text);
+
 DROP SERVER pushdown_srv CASCADE;
 DROP TABLE local_clean, local_mixed, probe;
 DROP FUNCTION check_rows(text, text);

@@ -583,10 +583,14 @@ append_path_guards(bson_t *f, const char *path)
  * 'null', where every filter is a prefilter), the filter matches exactly
  * the documents whose value converts to the column's type and satisfies
  * the condition, and possibly documents whose value does not convert
- * (arrays matched element by element, strings of a wrong length, ...):
- * those then fail the scan with the conversion error PostgreSQL alone
- * would raise.  A document excluded by the filter is never converted, so
- * a conversion error in a document the condition excludes is not raised.
+ * (arrays matched element by element, strings where <> expects numbers,
+ * ...): the scan fetches the columns of shipped conditions
+ * (qleaf_add_condition_columns), so those fail with the conversion error
+ * PostgreSQL alone would raise.  A document the filter excludes is never
+ * converted: a conversion error in a document the condition excludes is
+ * not raised.  (One more gap: MongoDB 8.0 no longer treats the deprecated
+ * BSON undefined as null, so <> and IS NOT NULL may match it, and it
+ * reads as NULL.)
  */
 static bson_t *
 leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
@@ -1998,4 +2002,48 @@ qleaf_pushable_join_clauses(PlannerInfo *root, RelOptInfo *baserel)
 			result = lappend(result, ri);
 	}
 	return result;
+}
+
+/* Walker of qleaf_add_condition_columns */
+static bool
+add_condition_columns_walker(Node *node, void *arg)
+{
+	void	  **a = (void **) arg;
+	RelOptInfo *baserel = (RelOptInfo *) a[0];
+	Bitmapset **attrs = (Bitmapset **) a[1];
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		if ((Index) var->varno == baserel->relid && var->varlevelsup == 0 &&
+			var->varattno > 0 &&
+			var->vartype != JSONBOID && var->vartype != JSONOID)
+			*attrs = bms_add_member(*attrs,
+									var->varattno - FirstLowInvalidHeapAttributeNumber);
+		return false;
+	}
+	return expression_tree_walker(node, add_condition_columns_walker, arg);
+}
+
+/*
+ * Add to *attrs the columns the shipped conditions remote_exprs read,
+ * except json and jsonb columns.  Their values are fetched and converted
+ * even though PostgreSQL does not recheck an exact condition: a document
+ * MongoDB matches whose field does not fit its column (a string in an
+ * integer column matched by <>, an array matched element by element) then
+ * raises the conversion error it raises without pushdown, instead of
+ * being returned.  json and jsonb columns take any value.
+ */
+void
+qleaf_add_condition_columns(RelOptInfo *baserel, List *remote_exprs,
+							Bitmapset **attrs)
+{
+	void	   *arg[2];
+
+	arg[0] = baserel;
+	arg[1] = attrs;
+	(void) add_condition_columns_walker((Node *) remote_exprs, arg);
 }

@@ -364,10 +364,14 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		}
 	}
 
-	/* fetch what the output and the local conditions read */
+	/*
+	 * Fetch what the output and the local conditions read, and the columns
+	 * of shipped conditions, so that their conversion errors are raised.
+	 */
 	attrs_used = bms_copy(fpinfo->attrs_used);
 	foreach(lc, local_exprs)
 		pull_varattnos((Node *) lfirst(lc), baserel->relid, &attrs_used);
+	qleaf_add_condition_columns(baserel, remote_exprs, &attrs_used);
 
 	rel = table_open(foreigntableid, NoLock);
 	pipeline = qleaf_build_pipeline(root, baserel, rel, attrs_used,

@@ -147,6 +147,9 @@ extern bytea *qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 								  ExprContext *econtext);
 extern List *qleaf_pushable_join_clauses(PlannerInfo *root,
 										 RelOptInfo *baserel);
+extern void qleaf_add_condition_columns(RelOptInfo *baserel,
+										List *remote_exprs,
+										Bitmapset **attrs);
 extern bytea *qleaf_build_sample_pipeline(Relation rel, int targrows,
 										  List **retrieved_attrs,
 										  List **fields);
