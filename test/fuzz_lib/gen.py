@@ -473,6 +473,10 @@ class Gen:
                 if rng.random() < 0.3:
                     group += " HAVING count(*) > " + str(rng.randint(0, 3))
             tpl = "SELECT " + sel + " FROM " + table + " WHERE {W}" + group
+            if rng.random() < 0.1:
+                # LIMIT without ORDER BY: which rows is open, how many is not
+                tpl = ("SELECT count(*), count(DISTINCT id) FROM (SELECT id FROM " + table +
+                       " WHERE {W} LIMIT " + str(rng.choice([0, 1, 3, 20])) + ") s")
             qy = Query("agg", tpl, where, False, settings)
         elif r < 0.85:
             qy = self.join_query(table, settings)
