@@ -1108,6 +1108,18 @@ datum_to_ts(Datum v, Oid type)
 }
 
 /*
+ * The default start: the events after the server's time minus the
+ * look-back window, so that a window of 0 reads nothing.
+ */
+static uint64
+lookback_start(ChangesState *st)
+{
+	uint64		back = (uint64) st->lookback << 32;
+
+	return st->end_time >= back ? st->end_time - back + 1 : 0;
+}
+
+/*
  * Open the change stream: learn the server's time (the end of this
  * scan), compute the start point, and run the aggregate.  Returns false
  * when the start value is NULL: no row can pass.
@@ -1163,13 +1175,8 @@ changes_open(ForeignScanState *node, ChangesState *st)
 	switch (st->start_kind)
 	{
 		case START_DEFAULT:
-			{
-				uint64		secs = st->end_time >> 32;
-
-				start = secs > (uint64) st->lookback ?
-					(secs - st->lookback) << 32 : 0;
-				break;
-			}
+			start = lookback_start(st);
+			break;
 		case START_TOKEN_AFTER:
 		case START_TOKEN_AT:
 			if (ok)
@@ -1180,10 +1187,7 @@ changes_open(ForeignScanState *node, ChangesState *st)
 				if (token[0] == '\0')
 				{
 					/* every token is greater: the default window */
-					uint64		secs = st->end_time >> 32;
-
-					start = secs > (uint64) st->lookback ?
-						(secs - st->lookback) << 32 : 0;
+					start = lookback_start(st);
 				}
 				else if (st->start_kind == START_TOKEN_AFTER)
 				{
