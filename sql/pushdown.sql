@@ -22,6 +22,8 @@ CREATE FOREIGN TABLE clean (
   ts   timestamptz,
   d    jsonb,
   x    bigint OPTIONS (field 'nest.x'),
+  tags text[],
+  arr  bigint[],
   doc  jsonb OPTIONS (field '$$ROOT')
 ) SERVER pushdown_srv OPTIONS (collection 'clean');
 
@@ -758,6 +760,51 @@ SELECT check_rows('clean', 'doc->''d''->>''a'' = ''x''');
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": "x"}';
 SELECT check_rows('clean', 'd @> ''{"a": "x"}''');
 
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": 5}';
+SELECT check_rows('clean', 'd @> ''{"a": 5}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": "x", "b": {"c": "y"}}';
+SELECT check_rows('clean', 'd @> ''{"a": "x", "b": {"c": "y"}}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"b": {"c": "y"}}';
+SELECT check_rows('clean', 'd @> ''{"b": {"c": "y"}}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": ["x"]}';
+SELECT check_rows('clean', 'd @> ''{"a": ["x"]}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": null}';
+SELECT check_rows('clean', 'd @> ''{"a": null}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": true}';
+SELECT check_rows('clean', 'd @> ''{"a": true}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a": 5.5}';
+SELECT check_rows('clean', 'd @> ''{"a": 5.5}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{}';
+SELECT check_rows('clean', 'd @> ''{}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '["x"]';
+SELECT check_rows('clean', 'd @> ''["x"]''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d @> '{"a.b": 1}';
+SELECT check_rows('clean', 'd @> ''{"a.b": 1}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE doc @> '{"s": "abc"}';
+SELECT check_rows('clean', 'doc @> ''{"s": "abc"}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE doc @> '{"d": {"a": "x"}}';
+SELECT check_rows('clean', 'doc @> ''{"d": {"a": "x"}}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d->'b' @> '{"c": "y"}';
+SELECT check_rows('clean', 'd->''b'' @> ''{"c": "y"}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE NOT (d @> '{"a": "x"}');
+SELECT check_rows('clean', 'NOT (d @> ''{"a": "x"}'')');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE doc @> '{"tags": ["a", "b"]}';
+SELECT check_rows('clean', 'doc @> ''{"tags": ["a", "b"]}''');
+
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE d->>'a' LIKE 'x%';
 SELECT check_rows('clean', 'd->>''a'' LIKE ''x%''');
 
@@ -775,6 +822,78 @@ SELECT check_rows('clean', 'x IS NULL');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE x <> 5;
 SELECT check_rows('clean', 'x <> 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 'a' = ANY (tags);
+SELECT check_rows('clean', '''a'' = ANY (tags)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE '5f1d7a2b9c8e4f0012345678' = ANY (tags);
+SELECT check_rows('clean', '''5f1d7a2b9c8e4f0012345678'' = ANY (tags)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE NULL::text = ANY (tags);
+SELECT check_rows('clean', 'NULL::text = ANY (tags)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags @> ARRAY['a'];
+SELECT check_rows('clean', 'tags @> ARRAY[''a'']');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags @> ARRAY['a', 'b'];
+SELECT check_rows('clean', 'tags @> ARRAY[''a'', ''b'']');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags @> '{}';
+SELECT check_rows('clean', 'tags @> ''{}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags @> ARRAY['a', NULL];
+SELECT check_rows('clean', 'tags @> ARRAY[''a'', NULL]');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags && ARRAY['b', 'x'];
+SELECT check_rows('clean', 'tags && ARRAY[''b'', ''x'']');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags && '{}';
+SELECT check_rows('clean', 'tags && ''{}''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags && ARRAY['5f1d7a2b9c8e4f0012345678'];
+SELECT check_rows('clean', 'tags && ARRAY[''5f1d7a2b9c8e4f0012345678'']');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags IS NULL;
+SELECT check_rows('clean', 'tags IS NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags IS NOT NULL;
+SELECT check_rows('clean', 'tags IS NOT NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE NOT ('a' = ANY (tags));
+SELECT check_rows('clean', 'NOT (''a'' = ANY (tags))');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 'a' <> ALL (tags);
+SELECT check_rows('clean', '''a'' <> ALL (tags)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE NOT (tags @> ARRAY['a']);
+SELECT check_rows('clean', 'NOT (tags @> ARRAY[''a''])');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 5 = ANY (arr);
+SELECT check_rows('clean', '5 = ANY (arr)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 7 = ANY (arr);
+SELECT check_rows('clean', '7 = ANY (arr)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE arr @> ARRAY[5::bigint];
+SELECT check_rows('clean', 'arr @> ARRAY[5::bigint]');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE arr @> ARRAY[1, 5]::bigint[];
+SELECT check_rows('clean', 'arr @> ARRAY[1, 5]::bigint[]');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE arr && ARRAY[6, 7]::bigint[];
+SELECT check_rows('clean', 'arr && ARRAY[6, 7]::bigint[]');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE arr IS NULL;
+SELECT check_rows('clean', 'arr IS NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE arr IS NOT NULL;
+SELECT check_rows('clean', 'arr IS NOT NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE tags = ARRAY['b'];
+SELECT check_rows('clean', 'tags = ARRAY[''b'']');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 'a' < ANY (tags);
+SELECT check_rows('clean', '''a'' < ANY (tags)');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE i = x;
 SELECT check_rows('clean', 'i = x');

@@ -67,6 +67,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
@@ -111,18 +112,24 @@ typedef enum LeafOp
 	L_NILIKE,
 	L_TRUE,
 	L_FALSE,
+	L_HAS,						/* value = ANY (array column) */
+	L_CONTAINS,					/* array column @> array */
+	L_OVERLAP,					/* array column && array */
 	L_NUM_OPS
 } LeafOp;
 
 static const char *const leaf_op_names[L_NUM_OPS] = {
 	"=", "<>", "<", "<=", ">", ">=", "in", "not in", "is null",
-	"is not null", "like", "not like", "ilike", "not ilike", "true", "false"
+	"is not null", "like", "not like", "ilike", "not ilike", "true", "false",
+	"has", "@>", "&&"
 };
 
 /* the opposite of each operator, for a NOT above it */
 static const LeafOp leaf_op_negator[L_NUM_OPS] = {
 	L_NE, L_EQ, L_GE, L_GT, L_LE, L_LT, L_NIN, L_IN, L_NOTNULL, L_ISNULL,
-	L_NLIKE, L_LIKE, L_NILIKE, L_ILIKE, L_FALSE, L_TRUE
+	L_NLIKE, L_LIKE, L_NILIKE, L_ILIKE, L_FALSE, L_TRUE,
+	/* not negated: deparse_saop and deparse_opexpr refuse NOT over them */
+	L_HAS, L_CONTAINS, L_OVERLAP
 };
 
 typedef struct Leaf
@@ -144,6 +151,7 @@ typedef struct ColRef
 	QleafValueKind kind;
 	bool		jsonb_text;		/* a ->> path: its value is text */
 	bool		is_root;		/* the column maps the whole document */
+	bool		is_array;		/* an array column; kind is its elements' */
 	bool		null_mode;
 	const char *name;			/* for reasons */
 } ColRef;
@@ -573,6 +581,126 @@ append_path_guards(bson_t *f, const char *path)
 }
 
 /*
+ * {path: any of values}: values is a BSON array of the values a column
+ * element may equal.  Numbers as one $eq each under $or (MongoDB's
+ * numeric equality across types), strings as $in.  No value: nothing.
+ */
+static bson_t *
+filter_any_of(const char *path, QleafValueKind kind, bson_t *values)
+{
+	bson_t	   *f = new_filter();
+	bson_t		d;
+	bson_iter_t it;
+	int			n = bson_count_keys(values);
+
+	if (n == 0)
+	{
+		filter_nothing(f);
+		return f;
+	}
+	if (kind == QLEAF_VK_TEXT)
+	{
+		bson_append_document_begin(f, path, -1, &d);
+		bson_append_array(&d, "$in", -1, values);
+		bson_append_document_end(f, &d);
+		return f;
+	}
+	else
+	{
+		bson_t	  **parts = palloc(sizeof(bson_t *) * n);
+		int			i = 0;
+
+		bson_iter_init(&it, values);
+		while (bson_iter_next(&it))
+		{
+			parts[i] = new_filter();
+			bson_append_document_begin(parts[i], path, -1, &d);
+			bson_append_iter(&d, "$eq", -1, &it);
+			bson_append_document_end(parts[i], &d);
+			i++;
+		}
+		if (n == 1)
+			return parts[0];
+		filter_combine(f, "$or", parts, n);
+		return f;
+	}
+}
+
+/*
+ * The filter of = ANY (column), column @> array and column && array on
+ * an array column.  MongoDB matches an array field against a value when
+ * an element equals it.  None of these is shipped under NOT: with NULL
+ * elements, SQL's answer is NULL where MongoDB's negation would be true.
+ */
+static bson_t *
+array_column_filter(const Leaf *leaf, Datum v)
+{
+	bson_t	   *values = new_filter();
+	int			k = 0;
+	bool		has_null;
+
+	if (leaf->op == L_HAS)
+	{
+		if (leaf->kind == QLEAF_VK_TEXT)
+			append_text_values(values, &k, v);
+		else if (!append_number(values, "0", leaf->valtype, v))
+			elog(ERROR, "qleaf_fdw: no BSON form for an array element");
+		return filter_any_of(leaf->path, leaf->kind, values);
+	}
+	if (leaf->op == L_OVERLAP)
+	{
+		if (!append_array_values(values, leaf, v, &has_null, &k))
+			elog(ERROR, "qleaf_fdw: no BSON form for an array element");
+		return filter_any_of(leaf->path, leaf->kind, values);
+	}
+
+	/* @>: every element of v is in the column; {} and NULL as SQL has them */
+	{
+		ArrayType  *a = DatumGetArrayTypeP(v);
+		int16		elmlen;
+		bool		elmbyval;
+		char		elmalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+		bson_t	  **parts;
+		bson_t	   *f = new_filter();
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(a), &elmlen, &elmbyval, &elmalign);
+		deconstruct_array(a, ARR_ELEMTYPE(a), elmlen, elmbyval, elmalign,
+						  &elems, &nulls, &n);
+		if (n == 0)
+		{
+			filter_type(f, leaf->path, "array");
+			return f;
+		}
+		parts = palloc(sizeof(bson_t *) * n);
+		for (i = 0; i < n; i++)
+		{
+			bson_t	   *one = new_filter();
+
+			if (nulls[i])
+			{
+				/* a NULL element is contained in no array */
+				filter_nothing(f);
+				return f;
+			}
+			k = 0;
+			if (leaf->kind == QLEAF_VK_TEXT)
+				append_text_values(one, &k, elems[i]);
+			else if (!append_number(one, "0", ARR_ELEMTYPE(a), elems[i]))
+				elog(ERROR, "qleaf_fdw: no BSON form for an array element");
+			parts[i] = filter_any_of(leaf->path, leaf->kind, one);
+		}
+		if (n == 1)
+			return parts[0];
+		filter_combine(f, "$and", parts, n);
+		return f;
+	}
+}
+
+/*
  * The filter of a leaf with its value (isnull: SQL NULL).  Returns NULL
  * when this value has no translation (only possible for constants; the
  * planner then keeps the condition local).  *lossy is set when the
@@ -652,6 +780,13 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 	if (isnull)
 	{
 		filter_nothing(f);
+		return f;
+	}
+
+	if (leaf->op == L_HAS || leaf->op == L_CONTAINS || leaf->op == L_OVERLAP)
+	{
+		f = array_column_filter(leaf, v);
+		*lossy = leaf->null_mode;
 		return f;
 	}
 
@@ -999,6 +1134,19 @@ column_ref(DeparseCxt *cx, Expr *expr, ColRef *ref)
 		ref->path = ref->is_root ? "" : field;
 		ref->null_mode = null_mode;
 		ref->jsonb_text = false;
+		ref->is_array = false;
+		if (OidIsValid(get_element_type(ref->type)) &&
+			(get_element_type(ref->type) == INT2OID ||
+			 get_element_type(ref->type) == INT4OID ||
+			 get_element_type(ref->type) == INT8OID ||
+			 get_element_type(ref->type) == TEXTOID ||
+			 get_element_type(ref->type) == VARCHAROID))
+		{
+			ref->is_array = true;
+			ref->kind = qleaf_value_kind(get_element_type(ref->type), -1,
+										 &cx->reason);
+			return true;
+		}
 		ref->kind = qleaf_value_kind(ref->type, ref->typmod, &cx->reason);
 		if (ref->kind == QLEAF_VK_NONE)
 			cx->reason = psprintf("column \"%s\": %s", colname, cx->reason);
@@ -1107,6 +1255,30 @@ deparse_leaf(DeparseCxt *cx, ColRef *ref, LeafOp op, Expr *val,
 	if (ref->is_root && !ref->jsonb_text)
 	{
 		cx->reason = psprintf("column \"%s\" is the whole document", ref->name);
+		return NULL;
+	}
+	if (ref->is_array)
+	{
+		if (op == L_ISNULL || op == L_NOTNULL)
+		{
+			/* like jsonb: [null] is an array, not NULL */
+			leaf.kind = QLEAF_VK_JSONB;
+			if (strchr(ref->path, '.') != NULL)
+			{
+				cx->reason = psprintf("column \"%s\": IS NULL of an array at a dotted path", ref->name);
+				return NULL;
+			}
+		}
+		else if (op != L_HAS && op != L_CONTAINS && op != L_OVERLAP)
+		{
+			cx->reason = psprintf("array column \"%s\": only = ANY, @>, && and IS NULL are shipped",
+								  ref->name);
+			return NULL;
+		}
+	}
+	else if (op == L_HAS || op == L_CONTAINS || op == L_OVERLAP)
+	{
+		cx->reason = "not an array column";
 		return NULL;
 	}
 	if ((op == L_ISNULL && ref->null_mode))
@@ -1244,6 +1416,194 @@ deparse_leaf(DeparseCxt *cx, ColRef *ref, LeafOp op, Expr *val,
 	}
 }
 
+/* A jsonb scalar as the BSON value it matches, false if it has none. */
+static bool
+append_jsonb_scalar(bson_t *b, const char *key, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			{
+				char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
+
+				s = pg_server_to_any(s, strlen(s), PG_UTF8);
+				bson_append_utf8(b, key, -1, s, -1);
+				return true;
+			}
+		case jbvBool:
+			bson_append_bool(b, key, -1, v->val.boolean);
+			return true;
+		case jbvNull:
+			bson_append_null(b, key, -1);
+			return true;
+		case jbvNumeric:
+			{
+				int64		n;
+
+				/* fractions: a double shows in jsonb as its shortest decimal */
+				if (!numeric_integral(v->val.numeric, &n))
+					return false;
+				bson_append_int64(b, key, -1, n);
+				return true;
+			}
+		default:
+			return false;
+	}
+}
+
+/*
+ * Append to *parts one filter per leaf of the jsonb object jc, a value
+ * PostgreSQL's @> looks for under path prefix: {"prefix.key": scalar},
+ * and for an array of scalars, one such filter per element.  MongoDB
+ * matches more (it looks into arrays on the way and at the end, and
+ * {path: null} matches a missing field), so the condition is rechecked.
+ * Returns false for what has no such translation: fractions, arrays of
+ * containers, empty objects or arrays, keys MongoDB reads as operators or
+ * paths.
+ */
+static bool
+jsonb_contains_parts(DeparseCxt *cx, const char *prefix, JsonbContainer *jc,
+					 List **parts)
+{
+	JsonbIterator *it = JsonbIteratorInit(jc);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *path = NULL;
+	int			n = 0;
+
+	tok = JsonbIteratorNext(&it, &v, true);
+	if (tok != WJB_BEGIN_OBJECT)
+	{
+		cx->reason = "jsonb containment of something other than an object";
+		return false;
+	}
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_END_OBJECT &&
+		   tok != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *key = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (key[0] == '\0' || key[0] == '$' || strchr(key, '.') != NULL)
+			{
+				cx->reason = psprintf("jsonb key \"%s\" is no MongoDB field name", key);
+				return false;
+			}
+			key = pg_server_to_any(key, strlen(key), PG_UTF8);
+			path = prefix[0] == '\0' ? pstrdup(key) : psprintf("%s.%s", prefix, key);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			return false;
+		n++;
+		if (v.type == jbvBinary)
+		{
+			JsonbContainer *inner = v.val.binary.data;
+
+			if (JsonContainerIsObject(inner))
+			{
+				if (!jsonb_contains_parts(cx, path, inner, parts))
+					return false;
+				continue;
+			}
+			else
+			{
+				JsonbIterator *ait = JsonbIteratorInit(inner);
+				JsonbValue	e;
+				JsonbIteratorToken atok;
+				int			elems = 0;
+
+				while ((atok = JsonbIteratorNext(&ait, &e, true)) != WJB_DONE)
+				{
+					bson_t	   *f;
+
+					if (atok != WJB_ELEM)
+						continue;
+					f = new_filter();
+					if (!append_jsonb_scalar(f, path, &e) || e.type == jbvNull)
+					{
+						cx->reason = "jsonb containment of an array holding containers, nulls or fractions";
+						return false;
+					}
+					*parts = lappend(*parts, f);
+					elems++;
+				}
+				if (elems == 0)
+				{
+					cx->reason = "jsonb containment of an empty array";
+					return false;
+				}
+				continue;
+			}
+		}
+		{
+			bson_t	   *f = new_filter();
+
+			if (!append_jsonb_scalar(f, path, &v))
+			{
+				cx->reason = "jsonb containment of a number with a fraction";
+				return false;
+			}
+			*parts = lappend(*parts, f);
+		}
+	}
+	if (n == 0)
+	{
+		cx->reason = "jsonb containment of an empty object";
+		return false;
+	}
+	return true;
+}
+
+/* jsonb column (or path) @> constant object */
+static bson_t *
+deparse_jsonb_contains(DeparseCxt *cx, OpExpr *op, bool negate)
+{
+	ColRef		ref;
+	Expr	   *right = lsecond(op->args);
+	Jsonb	   *jb;
+	List	   *parts = NIL;
+	bson_t	  **arr;
+	bson_t	   *f;
+	ListCell   *lc;
+	int			n = 0;
+
+	while (IsA(right, RelabelType))
+		right = ((RelabelType *) right)->arg;
+	if (!column_ref(cx, linitial(op->args), &ref) || ref.jsonb_text ||
+		ref.kind != QLEAF_VK_JSONB || !IsA(right, Const))
+	{
+		cx->reason = "@> is shipped for a jsonb column and a constant";
+		return NULL;
+	}
+	if (negate)
+	{
+		cx->reason = "NOT over jsonb @> (MongoDB's match is a superset)";
+		return NULL;
+	}
+	if (((Const *) right)->constisnull)
+	{
+		f = new_filter();
+		filter_nothing(f);
+		return f;
+	}
+	jb = DatumGetJsonbP(((Const *) right)->constvalue);
+	if (!jsonb_contains_parts(cx, ref.path, &jb->root, &parts))
+		return NULL;
+	cx->lossy = true;
+	cx->reason = "jsonb containment: MongoDB also looks into arrays";
+	if (ref.null_mode)
+		cx->reason = "on_conversion_error 'null': values that become NULL match too";
+	if (list_length(parts) == 1)
+		return linitial(parts);
+	arr = palloc(sizeof(bson_t *) * list_length(parts));
+	foreach(lc, parts)
+		arr[n++] = lfirst(lc);
+	f = new_filter();
+	filter_combine(f, "$and", arr, n);
+	return f;
+}
+
 static LeafOp
 strategy_op(int strategy)
 {
@@ -1306,6 +1666,34 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 		return deparse_leaf(cx, &ref, lop, right, TEXTOID);
 	}
 
+	if (op->opfuncid == F_JSONB_CONTAINS)
+		return deparse_jsonb_contains(cx, op, negate);
+
+	if (op->opfuncid == F_ARRAYCONTAINS || op->opfuncid == F_ARRAYOVERLAP)
+	{
+		Oid			elemtype = get_element_type(exprType((Node *) right));
+
+		if (!column_ref(cx, left, &ref) || !ref.is_array ||
+			ref.kind == QLEAF_VK_NONE || !OidIsValid(elemtype) ||
+			column_ref(cx, right, &(ColRef) {0}) ||
+			!qleaf_value_type_ok(ref.kind, get_element_type(ref.type), elemtype))
+		{
+			cx->reason = "@> and && are shipped for an array column and an array value";
+			return NULL;
+		}
+		if (negate)
+		{
+			cx->reason = "NOT over @> or && on an array column";
+			return NULL;
+		}
+		if (ref.kind == QLEAF_VK_TEXT &&
+			!qleaf_collation_ok(op->inputcollid, false, &cx->reason))
+			return NULL;
+		return deparse_leaf(cx, &ref,
+							op->opfuncid == F_ARRAYCONTAINS ? L_CONTAINS : L_OVERLAP,
+							right, elemtype);
+	}
+
 	if (!column_ref(cx, left, &ref))
 	{
 		Expr	   *tmp = left;
@@ -1362,11 +1750,36 @@ deparse_saop(DeparseCxt *cx, ScalarArrayOpExpr *saop, bool negate)
 
 	if (!column_ref(cx, left, &ref))
 	{
-		cx->reason = "ANY/ALL of something other than a column";
+		/* value = ANY (array column) */
+		if (column_ref(cx, right, &ref) && ref.is_array &&
+			ref.kind != QLEAF_VK_NONE && saop->useOr &&
+			qleaf_comparison_strategy(saop->opno, ref.kind,
+									  get_element_type(ref.type),
+									  exprType((Node *) left)) == BTEqualStrategyNumber)
+		{
+			if (negate)
+			{
+				cx->reason = "NOT (x = ANY (array column)) is NULL, not true, when the array holds NULL";
+				return NULL;
+			}
+			if (ref.kind == QLEAF_VK_TEXT &&
+				!qleaf_collation_ok(saop->inputcollid, false, &cx->reason))
+				return NULL;
+			return deparse_leaf(cx, &ref, L_HAS, left, exprType((Node *) left));
+		}
+		if (ref.is_array)
+			cx->reason = "of ANY/ALL over an array column only x = ANY (column) is shipped";
+		else if (cx->reason == NULL)
+			cx->reason = "ANY/ALL of something other than a column";
 		return NULL;
 	}
 	if (ref.kind == QLEAF_VK_NONE)
 		return NULL;
+	if (ref.is_array)
+	{
+		cx->reason = "ANY/ALL of an array column";
+		return NULL;
+	}
 	if (ref.kind != QLEAF_VK_INT && ref.kind != QLEAF_VK_NUMERIC &&
 		ref.kind != QLEAF_VK_TEXT && !ref.jsonb_text)
 	{
