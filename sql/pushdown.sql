@@ -1029,6 +1029,9 @@ EXPLAIN (VERBOSE, COSTS OFF) EXECUTE q_num(1);
 PREPARE q_like(text) AS SELECT _id FROM clean WHERE s LIKE $1 ORDER BY _id;
 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE q_like('a%');
 RESET plan_cache_mode;
+-- an initplan's value, known only once the scan runs
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE i = (SELECT max(v) FROM (VALUES (5), (6)) t(v)) ORDER BY _id;
+SELECT _id FROM clean WHERE i = (SELECT max(v) FROM (VALUES (5), (6)) t(v)) ORDER BY _id;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE ts > now() - interval '100 years';
 SELECT count(*) FROM clean WHERE ts > now() - interval '100 years';
 SELECT count(*) FROM local_clean WHERE ts > now() - interval '100 years';

@@ -54,6 +54,7 @@ typedef struct QleafScanState
 	QleafScan  *scan;			/* NULL under EXPLAIN without ANALYZE */
 	QleafScanCounters counters; /* kept after the scan ends */
 	List	   *param_states;	/* ExprStates of fdw_exprs: $match values */
+	bool		params_pending; /* fill them in before the next document */
 } QleafScanState;
 
 void		_PG_init(void);
@@ -449,14 +450,17 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 	if (batch_size <= 0)
 		batch_size = qleaf_batch_size;
 
-	/* values the pipeline's $match needs: computed once per scan */
+	/*
+	 * Values the pipeline's $match needs are computed once per scan, at
+	 * its first row (as postgres_fdw does: an initplan's value may not be
+	 * ready yet here).
+	 */
 	pipeline = plan_pipeline(fdw_private);
 	if (fsplan->fdw_exprs != NIL)
 	{
 		state->param_states = ExecInitExprList(fsplan->fdw_exprs,
 											   (PlanState *) node);
-		pipeline = qleaf_fill_pipeline(pipeline, state->param_states,
-									   node->ss.ps.ps_ExprContext);
+		state->params_pending = true;
 	}
 
 	state->scan = qleaf_scan_begin(rel, server, user,
@@ -483,6 +487,18 @@ qleafIterateForeignScan(ForeignScanState *node)
 	if (qleaf_is_changes_plan((ForeignScan *) node->ss.ps.plan))
 		return qleaf_changes_iterate(node);
 
+	if (state->params_pending)
+	{
+		bytea	   *pipeline;
+
+		pipeline = qleaf_fill_pipeline(plan_pipeline(((ForeignScan *) node->ss.ps.plan)->fdw_private),
+									   state->param_states,
+									   node->ss.ps.ps_ExprContext);
+		qleaf_scan_set_pipeline(state->scan, pipeline);
+		pfree(pipeline);
+		state->params_pending = false;
+	}
+
 	ExecClearTuple(slot);
 	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
 	if (qleaf_scan_next(state->scan, slot->tts_values, slot->tts_isnull))
@@ -504,14 +520,7 @@ qleafReScanForeignScan(ForeignScanState *node)
 	if (state->scan == NULL)
 		return;
 	if (state->param_states != NIL)
-	{
-		List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
-
-		qleaf_scan_set_pipeline(state->scan,
-								qleaf_fill_pipeline(plan_pipeline(fdw_private),
-													state->param_states,
-													node->ss.ps.ps_ExprContext));
-	}
+		state->params_pending = true;
 	qleaf_scan_rescan(state->scan);
 }
 
