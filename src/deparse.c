@@ -2175,9 +2175,13 @@ qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 	fill_placeholders(&iter, out, values, nulls, nparams);
 	MemoryContextSwitchTo(oldcxt);
 
+	/*
+	 * The values stay in the per-tuple memory, which the executor resets;
+	 * the caller's context may be that very memory, so it is not reset
+	 * here.
+	 */
 	result = pipeline_to_bytea(out);
 	MemoryContextDelete(cxt);
-	ResetExprContext(econtext);
 	return result;
 }
 /*
