@@ -22,6 +22,7 @@ CREATE FOREIGN TABLE clean (
   ts   timestamptz,
   d    jsonb,
   x    bigint OPTIONS (field 'nest.x'),
+  f    float8 OPTIONS (field 'n'),
   tags text[],
   arr  bigint[],
   doc  jsonb OPTIONS (field '$$ROOT')
@@ -263,6 +264,144 @@ SELECT check_rows('clean', 'n >= ''NaN''');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE n >= 'Infinity';
 SELECT check_rows('clean', 'n >= ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 5;
+SELECT check_rows('clean', 'f = 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 2.5;
+SELECT check_rows('clean', 'f = 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 0;
+SELECT check_rows('clean', 'f = 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 'NaN';
+SELECT check_rows('clean', 'f = ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 'Infinity';
+SELECT check_rows('clean', 'f = ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = '-Infinity';
+SELECT check_rows('clean', 'f = ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 1e300;
+SELECT check_rows('clean', 'f = 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 5;
+SELECT check_rows('clean', 'f <> 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 2.5;
+SELECT check_rows('clean', 'f <> 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 0;
+SELECT check_rows('clean', 'f <> 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 'NaN';
+SELECT check_rows('clean', 'f <> ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 'Infinity';
+SELECT check_rows('clean', 'f <> ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> '-Infinity';
+SELECT check_rows('clean', 'f <> ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <> 1e300;
+SELECT check_rows('clean', 'f <> 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 5;
+SELECT check_rows('clean', 'f < 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 2.5;
+SELECT check_rows('clean', 'f < 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 0;
+SELECT check_rows('clean', 'f < 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 'NaN';
+SELECT check_rows('clean', 'f < ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 'Infinity';
+SELECT check_rows('clean', 'f < ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < '-Infinity';
+SELECT check_rows('clean', 'f < ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f < 1e300;
+SELECT check_rows('clean', 'f < 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 5;
+SELECT check_rows('clean', 'f <= 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 2.5;
+SELECT check_rows('clean', 'f <= 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 0;
+SELECT check_rows('clean', 'f <= 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 'NaN';
+SELECT check_rows('clean', 'f <= ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 'Infinity';
+SELECT check_rows('clean', 'f <= ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= '-Infinity';
+SELECT check_rows('clean', 'f <= ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f <= 1e300;
+SELECT check_rows('clean', 'f <= 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 5;
+SELECT check_rows('clean', 'f > 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 2.5;
+SELECT check_rows('clean', 'f > 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 0;
+SELECT check_rows('clean', 'f > 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 'NaN';
+SELECT check_rows('clean', 'f > ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 'Infinity';
+SELECT check_rows('clean', 'f > ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > '-Infinity';
+SELECT check_rows('clean', 'f > ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f > 1e300;
+SELECT check_rows('clean', 'f > 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 5;
+SELECT check_rows('clean', 'f >= 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 2.5;
+SELECT check_rows('clean', 'f >= 2.5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 0;
+SELECT check_rows('clean', 'f >= 0');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 'NaN';
+SELECT check_rows('clean', 'f >= ''NaN''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 'Infinity';
+SELECT check_rows('clean', 'f >= ''Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= '-Infinity';
+SELECT check_rows('clean', 'f >= ''-Infinity''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f >= 1e300;
+SELECT check_rows('clean', 'f >= 1e300');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE NOT (f > 1);
+SELECT check_rows('clean', 'NOT (f > 1)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f IN (1, 5);
+SELECT check_rows('clean', 'f IN (1, 5)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f = 5::real;
+SELECT check_rows('clean', 'f = 5::real');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE f IS NULL;
+SELECT check_rows('clean', 'f IS NULL');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE s = 'abc';
 SELECT check_rows('clean', 's = ''abc''');

@@ -477,6 +477,82 @@ or_pass_type(bson_t *a, const char *path, const char *type)
 }
 
 /*
+ * The filter of a double precision comparison, a prefilter.  A
+ * Decimal128 converts to the nearest double, so a bound moves out by one
+ * double (x >= c becomes x >= the double below c): every number whose
+ * double satisfies the comparison matches.  NaN, above every number in
+ * PostgreSQL, matches > and >=; MongoDB's comparisons are false for NaN.
+ */
+static bson_t *
+float8_filter(const Leaf *leaf, double c)
+{
+	bson_t	   *f = new_filter();
+	bson_t		d;
+	double		lo = nextafter(c, -INFINITY);
+	double		hi = nextafter(c, INFINITY);
+
+	if (isnan(c))
+	{
+		switch (leaf->op)
+		{
+			case L_EQ:
+			case L_GE:
+				filter_nan(f, leaf->path);
+				break;
+			case L_LE:
+				filter_type(f, leaf->path, "number");
+				break;
+			case L_LT:
+			case L_NE:
+				bson_append_document_begin(f, leaf->path, -1, &d);
+				bson_append_double(&d, "$gte", -1, -INFINITY);
+				bson_append_document_end(f, &d);
+				break;
+			default:
+				filter_nothing(f);
+				break;
+		}
+		return f;
+	}
+
+	bson_append_document_begin(f, leaf->path, -1, &d);
+	switch (leaf->op)
+	{
+		case L_LT:
+			bson_append_double(&d, "$lt", -1, c);
+			break;
+		case L_LE:
+			bson_append_double(&d, "$lte", -1, hi);
+			break;
+		case L_GT:
+			bson_append_double(&d, "$gt", -1, c);
+			break;
+		case L_GE:
+			bson_append_double(&d, "$gte", -1, lo);
+			break;
+		case L_EQ:
+			bson_append_double(&d, "$gte", -1, lo);
+			bson_append_double(&d, "$lte", -1, hi);
+			break;
+		default:
+			bson_append_utf8(&d, "$type", -1, "number", -1);
+			break;
+	}
+	bson_append_document_end(f, &d);
+	if (leaf->op == L_GT || leaf->op == L_GE)
+	{
+		bson_t	   *parts[2];
+
+		parts[0] = f;
+		parts[1] = new_filter();
+		filter_nan(parts[1], leaf->path);
+		f = new_filter();
+		filter_combine(f, "$or", parts, 2);
+	}
+	return f;
+}
+
+/*
  * The filter of a timestamp comparison.  BSON dates hold milliseconds,
  * PostgreSQL microseconds: a value with a sub-millisecond part is moved
  * to the millisecond bound that keeps the comparison's result (ts > c is
@@ -1021,6 +1097,13 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 			*lossy = true;
 			break;
 
+		case QLEAF_VK_FLOAT8:
+			if (leaf->op > L_GE)
+				return NULL;
+			f = float8_filter(leaf, DatumGetFloat8(v));
+			*lossy = true;
+			break;
+
 		default:
 			return NULL;
 	}
@@ -1061,6 +1144,11 @@ leaf_param_class(const Leaf *leaf, const char **reason)
 		*reason = "BSON timestamps (not dates) match too";
 		return QLEAF_SHIP_LOSSY;
 	}
+	if (leaf->kind == QLEAF_VK_FLOAT8)
+	{
+		*reason = "double precision: decimals round, NaN orders differently";
+		return QLEAF_SHIP_LOSSY;
+	}
 	if (leaf->kind == QLEAF_VK_TEXT && leaf->op >= L_LT && leaf->op <= L_GE)
 	{
 		*reason = "ObjectIds (compared as text) match too";
@@ -1077,6 +1165,8 @@ leaf_lossy_reason(const Leaf *leaf)
 		return "on_conversion_error 'null': values that become NULL match too";
 	if (leaf->kind == QLEAF_VK_TIMESTAMP)
 		return "BSON timestamps (not dates) match too";
+	if (leaf->kind == QLEAF_VK_FLOAT8)
+		return "double precision: decimals round, NaN orders differently";
 	if (leaf->op == L_ILIKE || leaf->op == L_NILIKE)
 		return "ILIKE: MongoDB folds case more widely";
 	if (leaf->op == L_LIKE || leaf->op == L_NLIKE)

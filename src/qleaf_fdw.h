@@ -165,7 +165,8 @@ typedef enum QleafValueKind
 	QLEAF_VK_TEXT,				/* text, varchar */
 	QLEAF_VK_BOOL,
 	QLEAF_VK_TIMESTAMP,			/* timestamptz, timestamp */
-	QLEAF_VK_JSONB
+	QLEAF_VK_JSONB,
+	QLEAF_VK_FLOAT8				/* double precision: prefilter only */
 } QleafValueKind;
 
 extern QleafValueKind qleaf_value_kind(Oid typid, int32 typmod,

@@ -5,12 +5,14 @@
  *		  LIKE patterns
  *
  * Design rules of this file:
- * - A column type is shippable only when every BSON value that converts
- *   to it compares in MongoDB exactly as the converted value compares in
- *   PostgreSQL (see convert.c for what converts to what).  float4 and
- *   float8 are not: NaN sorts first in MongoDB and last in PostgreSQL,
- *   and a Decimal128 converted to a double is rounded.  numeric(p,s)
- *   rounds values, so only unconstrained numeric ships.
+ * - A column type is shippable exactly when every BSON value that
+ *   converts to it compares in MongoDB as the converted value compares in
+ *   PostgreSQL (see convert.c for what converts to what).  float8 ships
+ *   as a prefilter only: NaN is above every number in PostgreSQL and
+ *   below in MongoDB, and a Decimal128 converted to a double is rounded
+ *   (deparse.c widens the bounds).  float4 rounds doubles too and does
+ *   not ship.  numeric(p,s) rounds values, so only unconstrained numeric
+ *   ships.
  * - An operator ships only when it is a built-in btree comparison of the
  *   column's type family (or its negator, for <>).  Anything user-defined
  *   stays local.
@@ -64,9 +66,10 @@ qleaf_value_kind(Oid typid, int32 typmod, const char **reason)
 			return QLEAF_VK_TIMESTAMP;
 		case JSONBOID:
 			return QLEAF_VK_JSONB;
-		case FLOAT4OID:
 		case FLOAT8OID:
-			*reason = "floating point comparison differs (NaN order, decimal rounding)";
+			return QLEAF_VK_FLOAT8;
+		case FLOAT4OID:
+			*reason = "real rounds the values it reads, which MongoDB compares unrounded";
 			return QLEAF_VK_NONE;
 		default:
 			*reason = psprintf("no pushdown for type %s", format_type_be(typid));
@@ -92,6 +95,8 @@ qleaf_value_type_ok(QleafValueKind kind, Oid coltype, Oid valtype)
 			return valtype == TEXTOID || valtype == VARCHAROID;
 		case QLEAF_VK_BOOL:
 			return valtype == BOOLOID;
+		case QLEAF_VK_FLOAT8:
+			return valtype == FLOAT8OID;
 		case QLEAF_VK_TIMESTAMP:
 			/* no time zone conversions between the two timestamp types */
 			return valtype == coltype;
