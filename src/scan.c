@@ -195,6 +195,18 @@ scan_open_cursor(QleafScan *scan)
 	bson_init(&opts);
 	if (scan->batch_size > 0)
 		bson_append_int32(&opts, "batchSize", -1, scan->batch_size);
+
+	/*
+	 * Strings compare byte by byte, as pushdown assumes, even in a
+	 * collection whose default collation is another one.
+	 */
+	{
+		bson_t		collation;
+
+		bson_append_document_begin(&opts, "collation", -1, &collation);
+		bson_append_utf8(&collation, "locale", -1, "simple", -1);
+		bson_append_document_end(&opts, &collation);
+	}
 	scan->cursor = mongoc_collection_aggregate(scan->collection,
 											   MONGOC_QUERY_NONE,
 											   &scan->pipeline, &opts, NULL);
