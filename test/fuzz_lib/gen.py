@@ -228,9 +228,21 @@ class Gen:
             out.insert(0, "%")
         if rng.random() < 0.3:
             out.append("%")
-        pat = "".join(out)
-        if pat.endswith("\\") and not pat.endswith("\\\\"):
-            pat += "\\"          # a trailing lone escape is an error
+        return "".join(out)
+
+    @staticmethod
+    def close_escape(pat, esc):
+        """pat with a lone escape character at its end doubled: that is an
+        error, raised only for rows that reach the LIKE, so with pushdown
+        it would depend on which rows MongoDB filtered out."""
+        k = 0
+        while k < len(pat):
+            if pat[k] == esc:
+                if k + 1 == len(pat):
+                    return pat + esc
+                k += 2
+            else:
+                k += 1
         return pat
 
     # ------------------------------------------------------------------
@@ -289,8 +301,10 @@ class Gen:
             pat = self.like_pattern(c)
             if "LIKE" in op and rng.random() < 0.15:
                 esc = rng.choice(["#", "!", ""])
-                pat = pat.replace("\\", esc if esc else "\\")
+                if esc:
+                    pat = self.close_escape(pat.replace("\\", esc), esc)
                 return Leaf(ref + " " + op + " {0} ESCAPE " + q(esc), [Param("text", q(pat))])
+            pat = self.close_escape(pat, "\\")
             return Leaf(ref + " " + op + " {0}", [Param("text", q(pat))])
         if pick < 0.68:
             c, ref = self.col(TEXT, alias)
