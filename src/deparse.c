@@ -520,9 +520,11 @@ float8_filter(const Leaf *leaf, double c)
 	{
 		case L_LT:
 			bson_append_double(&d, "$lt", -1, c);
+			bson_append_double(&d, "$gte", -1, -INFINITY);
 			break;
 		case L_LE:
 			bson_append_double(&d, "$lte", -1, hi);
+			bson_append_double(&d, "$gte", -1, -INFINITY);
 			break;
 		case L_GT:
 			bson_append_double(&d, "$gt", -1, c);
@@ -654,6 +656,68 @@ append_path_guards(bson_t *f, const char *path)
 		bson_append_document_end(f, &d);
 		*dot = '.';
 	}
+}
+
+/*
+ * Append {prefix: {$type: "object"}} to f for every proper prefix of a
+ * dotted path: the filters that match a missing field ($ne, $nin, $not)
+ * are then true only where the path runs through documents.  MongoDB
+ * reads a path through null or a scalar as missing anyway, so this
+ * changes nothing there; it keeps evaluators that read such a path
+ * differently from matching it.
+ */
+static void
+append_object_guards(bson_t *f, const char *path)
+{
+	char	   *prefix = pstrdup(path);
+	char	   *dot;
+
+	for (dot = strchr(prefix, '.'); dot != NULL; dot = strchr(dot + 1, '.'))
+	{
+		*dot = '\0';
+		filter_type(f, prefix, "object");
+		*dot = '.';
+	}
+}
+
+/*
+ * {$or: [filter, {prefix: {$not: {$type: "object"}}}, ...]}: the
+ * counterpart of append_object_guards for {path: null}.
+ */
+static bson_t *
+or_not_object(bson_t *filter, const char *path)
+{
+	char	   *prefix = pstrdup(path);
+	char	   *dot;
+	List	   *parts = list_make1(filter);
+	bson_t	  **arr;
+	bson_t	   *f;
+	ListCell   *lc;
+	int			n = 0;
+
+	for (dot = strchr(prefix, '.'); dot != NULL; dot = strchr(dot + 1, '.'))
+	{
+		bson_t	   *g = new_filter();
+		bson_t		d;
+		bson_t		t;
+
+		*dot = '\0';
+		bson_append_document_begin(g, prefix, -1, &d);
+		bson_append_document_begin(&d, "$not", -1, &t);
+		bson_append_utf8(&t, "$type", -1, "object", -1);
+		bson_append_document_end(&d, &t);
+		bson_append_document_end(g, &d);
+		*dot = '.';
+		parts = lappend(parts, g);
+	}
+	if (list_length(parts) == 1)
+		return filter;
+	arr = palloc(sizeof(bson_t *) * list_length(parts));
+	foreach(lc, parts)
+		arr[n++] = lfirst(lc);
+	f = new_filter();
+	filter_combine(f, "$or", arr, n);
+	return f;
 }
 
 /*
@@ -818,6 +882,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 		if (leaf->op == L_ISNULL)
 		{
 			bson_append_null(f, p, -1);
+			f = or_not_object(f, p);
 			if (leaf->kind == QLEAF_VK_JSONB)
 			{
 				bson_t	   *parts[2];
@@ -835,6 +900,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 		}
 		else
 		{
+			append_object_guards(f, p);
 			bson_append_document_begin(f, p, -1, &d);
 			bson_append_null(&d, "$ne", -1);
 			bson_append_document_end(f, &d);
@@ -960,6 +1026,14 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 				return NULL;
 			if (leaf->op == L_NE)
 				bson_append_utf8(&d, "$type", -1, "number", -1);
+
+			/*
+			 * NaN is below nothing in PostgreSQL; MongoDB's comparisons
+			 * are false for it already, this says so to any evaluator
+			 */
+			if (leaf->kind == QLEAF_VK_NUMERIC &&
+				(leaf->op == L_LT || leaf->op == L_LE))
+				bson_append_double(&d, "$gte", -1, -INFINITY);
 			bson_append_document_end(f, &d);
 
 			/* numeric NaN is above every number in PostgreSQL */
@@ -988,6 +1062,8 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 						bool		has_null = false;
 						bool		positive = (leaf->op == L_EQ || leaf->op == L_IN);
 
+						if (!positive)
+							append_object_guards(f, p);
 						bson_append_document_begin(f, p, -1, &d);
 						bson_append_array_begin(&d, positive ? "$in" : "$nin",
 												-1, &arr);
@@ -1067,6 +1143,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 						}
 						else
 						{
+							append_object_guards(f, p);
 							bson_append_document_begin(f, p, -1, &d);
 							bson_append_regex(&d, "$not", -1, re, "");
 							bson_append_null(&d, "$ne", -1);
