@@ -23,6 +23,7 @@ CREATE FOREIGN TABLE clean (
   d    jsonb,
   x    bigint OPTIONS (field 'nest.x'),
   f    float8 OPTIONS (field 'n'),
+  nt   text OPTIONS (field 'nest.t'),
   tags text[],
   arr  bigint[],
   doc  jsonb OPTIONS (field '$$ROOT')
@@ -961,6 +962,30 @@ SELECT check_rows('clean', 'x IS NULL');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE x <> 5;
 SELECT check_rows('clean', 'x <> 5');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE x IS NOT NULL;
+SELECT check_rows('clean', 'x IS NOT NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE x NOT IN (5, 6);
+SELECT check_rows('clean', 'x NOT IN (5, 6)');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt = 'abc';
+SELECT check_rows('clean', 'nt = ''abc''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt <> 'abc';
+SELECT check_rows('clean', 'nt <> ''abc''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt IS NULL;
+SELECT check_rows('clean', 'nt IS NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt IS NOT NULL;
+SELECT check_rows('clean', 'nt IS NOT NULL');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt NOT LIKE 'a%';
+SELECT check_rows('clean', 'nt NOT LIKE ''a%''');
+
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE nt NOT IN ('abc', 'ab');
+SELECT check_rows('clean', 'nt NOT IN (''abc'', ''ab'')');
 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM clean WHERE 'a' = ANY (tags);
 SELECT check_rows('clean', '''a'' = ANY (tags)');
