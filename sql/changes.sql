@@ -192,6 +192,20 @@ SELECT sku FROM inventory_changes
 WHERE cluster_timestamp > :start AND operation_type = 'insert';
 RESET qleaf_fdw.enable_pushdown;
 
+-- a fetched path into the documents keeps the projection, whose
+-- traversal of arrays is MongoDB's; event fields are read from the events
+CREATE FOREIGN TABLE order_items (
+  operation_type text, cluster_timestamp bigint,
+  skus text[] OPTIONS (field 'fullDocument.items.sku')
+) SERVER changes_srv OPTIONS (changes 'true', collection 'orders');
+\set start `/usr/bin/python3 test/fixtures/changes.py now`
+\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "orders", "documents": [{"_id": "I1", "items": [{"sku": "a"}, {"sku": "b"}]}]}'
+SELECT operation_type, skus FROM order_items WHERE cluster_timestamp > :start;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT skus FROM order_items WHERE cluster_timestamp > 7000000000000000000;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT operation_type FROM order_items WHERE cluster_timestamp > 7000000000000000000;
+
 --
 -- transactions: lsid and txnNumber, one cluster time
 --

@@ -121,6 +121,7 @@ enum ChangesPrivateIndex
 	ChangesPrivateLookback,		/* Integer: seconds */
 	ChangesPrivateBatchSize,	/* Integer */
 	ChangesPrivateShipped,		/* Boolean: a $match was shipped */
+	ChangesPrivateExtract,		/* Boolean: no $project, fields read here */
 	ChangesPrivateLocalReasons	/* list of String */
 };
 
@@ -199,6 +200,7 @@ typedef struct ChangesState
 	int			lookback;
 	int			batch_size;
 	bool		shipped;
+	bool		extract;		/* no projection: read fields from events */
 	bson_t	   *stream_opts;	/* fullDocument... */
 	bytea	   *pipeline;		/* filled for the current scan */
 
@@ -209,6 +211,7 @@ typedef struct ChangesState
 	bool	   *key_exact;		/* key holds clusterTime for bigint/numeric */
 	int		   *id_keys;
 	int			n_id_keys;
+	const char **key_field;		/* per key: its event field */
 
 	/* per scan */
 	bool		started;
@@ -473,6 +476,7 @@ start_condition(Oid relid, RelOptInfo *baserel, Expr *clause,
 	TypeCacheEntry *tce;
 	int			strategy;
 	bool		commuted = false;
+	Oid			vtype;
 
 	if (!IsA(clause, OpExpr))
 		return false;
@@ -493,8 +497,12 @@ start_condition(Oid relid, RelOptInfo *baserel, Expr *clause,
 
 	/* the value: no column of any relation, nothing volatile */
 	if (contain_var_clause((Node *) right) ||
-		contain_volatile_functions((Node *) right) ||
-		exprType((Node *) right) != var->vartype)
+		contain_volatile_functions((Node *) right))
+		return false;
+	vtype = exprType((Node *) right);
+	if (vtype != var->vartype &&
+		!((var->vartype == INT8OID || var->vartype == NUMERICOID) &&
+		  (vtype == INT2OID || vtype == INT4OID || vtype == INT8OID)))
 		return false;
 
 	tce = lookup_type_cache(var->vartype, TYPECACHE_BTREE_OPFAMILY);
@@ -565,10 +573,41 @@ bson_to_bytea(const bson_t *b)
  * The stages after $changeStream: deparse.c's [$match?, $project] with
  * two changes.  A shipped $match lets invalidate events through, so the
  * scan sees the end of the stream; the projection adds the operation
- * type, by which the scan recognizes an invalidate.
+ * type, by which the scan recognizes an invalidate.  With extract, the
+ * projection is left out (see event_field_safe).
  */
+/*
+ * Can the scan read field from the event itself, with the same result as
+ * the projection's "$field"?  Yes when the path cannot cross an array:
+ * one name, or a path through the event's own structure (_id, ns, to,
+ * documentKey, lsid, and the standard fields).  Paths into the documents
+ * (fullDocument.items.sku) keep the projection, whose traversal of
+ * arrays is MongoDB's.  Reading from the event spares the server the
+ * projection, which matters for servers that run stages slowly.
+ */
+static bool
+event_field_safe(const char *field)
+{
+	static const char *const structure[] = {
+		"_id.", "ns.", "to.", "documentKey.", "lsid.", NULL
+	};
+	int			i;
+
+	if (qleaf_is_root_field(field))
+		return false;
+	if (strchr(field, '.') == NULL)
+		return true;
+	for (i = 0; standard_columns[i][0] != NULL; i++)
+		if (strcmp(field, standard_columns[i][1]) == 0)
+			return true;
+	for (i = 0; structure[i] != NULL; i++)
+		if (strncmp(field, structure[i], strlen(structure[i])) == 0)
+			return true;
+	return false;
+}
+
 static bytea *
-adapt_pipeline(const bytea *pipeline)
+adapt_pipeline(const bytea *pipeline, bool extract)
 {
 	bson_t		in;
 	bson_t	   *out = qleaf_bson_new_owned(CurrentMemoryContext);
@@ -593,6 +632,9 @@ adapt_pipeline(const bytea *pipeline)
 			bson_append_iter(out, key, -1, &stages);
 			continue;
 		}
+		/* the last stage: without it the scan reads fields from the events */
+		if (extract && strcmp(bson_iter_key(&stage), "$project") == 0)
+			continue;
 		bson_append_document_begin(out, key, -1, &outstage);
 		if (strcmp(bson_iter_key(&stage), "$match") == 0)
 		{
@@ -685,6 +727,7 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 	Relation	rel;
 	bytea	   *pipeline;
 	Bitmapset  *attrs_used = NULL;
+	bool		extract;
 	StartKind	start_kind = START_DEFAULT;
 	Expr	   *start_value = NULL;
 	bson_t	   *stream_opts;
@@ -747,7 +790,11 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 									remote_conds, &retrieved_attrs, &fields,
 									&param_exprs);
 	table_close(rel, NoLock);
-	pipeline = adapt_pipeline(pipeline);
+	extract = true;
+	foreach(lc, fields)
+		if (!event_field_safe(strVal(lfirst(lc))))
+			extract = false;
+	pipeline = adapt_pipeline(pipeline, extract);
 
 	/* the start value is evaluated after the $match parameters */
 	if (start_value != NULL)
@@ -799,6 +846,7 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 	fdw_private = lappend(fdw_private, makeInteger(copts.lookback));
 	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
 	fdw_private = lappend(fdw_private, makeBoolean(remote_conds != NIL));
+	fdw_private = lappend(fdw_private, makeBoolean(extract));
 	fdw_private = lappend(fdw_private, local_reasons);
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, param_exprs,
@@ -865,6 +913,7 @@ qleaf_changes_begin(ForeignScanState *node, int eflags)
 	if (st->batch_size <= 0)
 		st->batch_size = qleaf_batch_size;
 	st->shipped = boolVal(list_nth(fdw_private, ChangesPrivateShipped));
+	st->extract = boolVal(list_nth(fdw_private, ChangesPrivateExtract));
 
 	so = private_bytea(fdw_private, ChangesPrivateStreamOpts);
 	st->stream_opts = bson_new_from_data((const uint8_t *) VARDATA_ANY(so),
@@ -898,6 +947,7 @@ qleaf_changes_begin(ForeignScanState *node, int eflags)
 	st->key_att = palloc(sizeof(int) * Max(st->nkeys, 1));
 	st->key_exact = palloc0(sizeof(bool) * Max(st->nkeys, 1));
 	st->id_keys = palloc(sizeof(int) * Max(st->nkeys, 1));
+	st->key_field = palloc(sizeof(char *) * Max(st->nkeys, 1));
 	i = 0;
 	forboth(lc, retrieved_attrs, lf, fields)
 	{
@@ -910,6 +960,7 @@ qleaf_changes_begin(ForeignScanState *node, int eflags)
 		(void) qleaf_get_column_field(RelationGetRelid(rel), attnum, colname,
 									  &null_on_error);
 		st->key_att[i] = attnum - 1;
+		st->key_field[i] = pstrdup(field);
 		if (strcmp(field, "clusterTime") == 0 &&
 			(attr->atttypid == INT8OID || attr->atttypid == NUMERICOID))
 		{
@@ -1102,6 +1153,10 @@ datum_to_ts(Datum v, Oid type)
 		n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
 											  NumericGetDatum(num)));
 	}
+	else if (type == INT4OID)
+		n = DatumGetInt32(v);
+	else if (type == INT2OID)
+		n = DatumGetInt16(v);
 	else
 		n = DatumGetInt64(v);
 	return n < 0 ? 0 : (uint64) n;
@@ -1277,7 +1332,37 @@ changes_open(ForeignScanState *node, ChangesState *st)
 	return true;
 }
 
-/* Fill the row from an event of the projection. */
+/* Convert the value at iter to fetched column k. */
+static void
+key_value(ChangesState *st, int k, const bson_iter_t *iter, const bson_t *doc,
+		  Datum *values, bool *isnull)
+{
+	int			att = st->key_att[k];
+
+	if (st->key_exact[k])
+	{
+		uint32_t	t,
+					i;
+		int64		n;
+
+		/* the exact BSON Timestamp, secs * 2^32 + inc */
+		if (!BSON_ITER_HOLDS_TIMESTAMP(iter))
+			return;
+		bson_iter_timestamp(iter, &t, &i);
+		n = (int64) (((uint64) t << 32) | i);
+		values[att] = st->convs[k].typid == NUMERICOID ?
+			NumericGetDatum(int64_to_numeric(n)) : Int64GetDatum(n);
+		isnull[att] = false;
+	}
+	else
+		values[att] = qleaf_bson_to_datum(&st->convs[k], iter, doc,
+										  &isnull[att]);
+}
+
+/*
+ * Fill the row from an event: from the keys of the projection, or with
+ * extract from the event's own fields.
+ */
 static void
 changes_row(ChangesState *st, const bson_t *doc, Datum *values, bool *isnull)
 {
@@ -1289,6 +1374,20 @@ changes_row(ChangesState *st, const bson_t *doc, Datum *values, bool *isnull)
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("MongoDB returned a malformed document"),
 				 errcontext("%s", st->what)));
+	if (st->extract)
+	{
+		int			k;
+
+		for (k = 0; k < st->nkeys; k++)
+		{
+			bson_iter_t desc;
+
+			if (bson_iter_init(&iter, doc) &&
+				bson_iter_find_descendant(&iter, st->key_field[k], &desc))
+				key_value(st, k, &desc, doc, values, isnull);
+		}
+		return;
+	}
 	while (bson_iter_next(&iter))
 	{
 		const char *key = bson_iter_key(&iter);
@@ -1301,41 +1400,14 @@ changes_row(ChangesState *st, const bson_t *doc, Datum *values, bool *isnull)
 			while (*p >= '0' && *p <= '9')
 				k = k * 10 + (*p++ - '0');
 			if (*p == '\0' && p > key + 1 && k < st->nkeys)
-			{
-				int			att = st->key_att[k];
-
-				if (st->key_exact[k])
-				{
-					uint32_t	t,
-								i;
-					int64		n;
-
-					if (!BSON_ITER_HOLDS_TIMESTAMP(&iter))
-						continue;
-					bson_iter_timestamp(&iter, &t, &i);
-					n = (int64) (((uint64) t << 32) | i);
-					values[att] = st->convs[k].typid == NUMERICOID ?
-						NumericGetDatum(int64_to_numeric(n)) :
-						Int64GetDatum(n);
-					isnull[att] = false;
-				}
-				else
-					values[att] = qleaf_bson_to_datum(&st->convs[k], &iter,
-													  doc, &isnull[att]);
-			}
+				key_value(st, k, &iter, doc, values, isnull);
 		}
 		else if (st->n_id_keys > 0 && strcmp(key, "_id") == 0)
 		{
 			int			j;
 
 			for (j = 0; j < st->n_id_keys; j++)
-			{
-				int			k = st->id_keys[j];
-				int			att = st->key_att[k];
-
-				values[att] = qleaf_bson_to_datum(&st->convs[k], &iter,
-												  doc, &isnull[att]);
-			}
+				key_value(st, st->id_keys[j], &iter, doc, values, isnull);
 		}
 	}
 }
@@ -1420,7 +1492,8 @@ qleaf_changes_iterate(ForeignScanState *node)
 					}
 				}
 			}
-			if (bson_iter_init_find(&it, doc, CHANGES_OP_KEY) &&
+			if (bson_iter_init_find(&it, doc,
+									st->extract ? "operationType" : CHANGES_OP_KEY) &&
 				BSON_ITER_HOLDS_UTF8(&it) &&
 				strcmp(bson_iter_utf8(&it, NULL), "invalidate") == 0)
 			{
