@@ -624,12 +624,103 @@ string_problem(const char *s, uint32_t len)
 					GetDatabaseEncodingName());
 }
 
+/* The largest arena: a row that needs more allocates the rest with palloc. */
+#define QLEAF_ARENA_MAX		(1024 * 1024)
+
+void
+qleaf_arena_init(QleafRowArena *arena, MemoryContext cxt, Size size)
+{
+	arena->cxt = cxt;
+	arena->size = MAXALIGN(size);
+	arena->buf = MemoryContextAlloc(cxt, arena->size);
+	arena->used = 0;
+	arena->missed = 0;
+}
+
+void
+qleaf_arena_grow(QleafRowArena *arena)
+{
+	Size		want = arena->size + arena->missed;
+	Size		size = arena->size;
+
+	while (size < want && size < QLEAF_ARENA_MAX)
+		size *= 2;
+	if (size > arena->size)
+	{
+		/* nothing in the old buffer is alive at the start of a row */
+		char	   *buf = MemoryContextAlloc(arena->cxt, size);
+
+		pfree(arena->buf);
+		arena->buf = buf;
+		arena->size = size;
+	}
+	arena->missed = 0;
+}
+
+/* size bytes for a value of the current row: from the arena if any. */
+static inline void *
+conv_alloc(QleafColumnConv *conv, Size size)
+{
+	QleafRowArena *arena = conv->arena;
+
+	if (arena != NULL)
+	{
+		Size		need = MAXALIGN(size);
+
+		if (likely(arena->size - arena->used >= need))
+		{
+			void	   *p = arena->buf + arena->used;
+
+			arena->used += need;
+			return p;
+		}
+		arena->missed += need;
+	}
+	return palloc(size);
+}
+
+/* A text value of len bytes copied from s. */
+static inline text *
+conv_text(QleafColumnConv *conv, const char *s, Size len)
+{
+	text	   *t = (text *) conv_alloc(conv, VARHDRSZ + len);
+
+	SET_VARSIZE(t, VARHDRSZ + len);
+	memcpy(VARDATA(t), s, len);
+	return t;
+}
+
+/*
+ * Is s ASCII without NUL bytes?  Then it is valid UTF-8 that PostgreSQL can
+ * store, with no need for pg_verify_mbstr (whose fast path starts at 16
+ * bytes).  Eight bytes at a time.
+ */
+static inline bool
+ascii_no_nul(const char *s, Size len)
+{
+	const uint64 high = UINT64CONST(0x8080808080808080);
+	const uint64 ones = UINT64CONST(0x0101010101010101);
+	uint64		acc = 0;
+
+	for (; len >= 8; s += 8, len -= 8)
+	{
+		uint64		w;
+
+		memcpy(&w, s, 8);
+		/* high bit set, or a zero byte */
+		acc |= (w | ((w - ones) & ~w)) & high;
+	}
+	for (; len > 0; s++, len--)
+		acc |= (*s == '\0') ? high : ((uint64) (unsigned char) *s & 0x80);
+	return acc == 0;
+}
+
 /* An ObjectId as text of 24 lower-case hex digits, written in place. */
 static text *
-oid_to_text(const bson_oid_t *oid)
+oid_to_text(QleafColumnConv *conv, const bson_oid_t *oid)
 {
 	static const char hex[] = "0123456789abcdef";
-	text	   *t = (text *) palloc(VARHDRSZ + 24);
+	text	   *t = (text *) conv_alloc(conv, VARHDRSZ + 24);
 	char	   *p = VARDATA(t);
 	uint64		hi;
 	uint32		lo;
@@ -789,6 +880,77 @@ numeric_special(const char *s)
  * multiplies by up to 1000 internally.
  */
 #define FAST_NUMERIC_MAX INT64CONST(9000000000000000)
+
+/*
+ * numeric's short on-disk format (numeric.c; stable, pg_upgrade keeps it):
+ * a varlena header, a 16-bit word holding sign, display scale and weight,
+ * then base-10000 digits, most significant first, with no leading or
+ * trailing zero digits.
+ */
+#define QN_SHORT				0x8000
+#define QN_SHORT_SIGN_NEG		0x2000
+#define QN_SHORT_DSCALE_SHIFT	7
+#define QN_SHORT_DSCALE_MAX		63
+#define QN_SHORT_WEIGHT_NEG		0x0040
+#define QN_SHORT_WEIGHT_MASK	0x003F
+
+/*
+ * The numeric v / 10^scale (v <= FAST_NUMERIC_MAX), written directly in
+ * the short format where int64_div_fast_to_numeric would take three
+ * allocations; the same bytes.
+ */
+static Numeric
+numeric_from_scaled(QleafColumnConv *conv, bool negative, uint64 v, int scale)
+{
+	static const uint64 pow10[] = {1, 10, 100, 1000};
+	int16		digits[8];		/* least significant first */
+	int			n = 0;
+	int			low = 0;
+	int			weight;
+	uint16		header;
+	Numeric		result;
+	int16	   *out;
+	Size		len;
+
+	if (scale > QN_SHORT_DSCALE_MAX)
+		return int64_div_fast_to_numeric(negative ? -(int64) v : (int64) v,
+										 scale);
+
+	/* align the decimal point on a base-10000 digit boundary */
+	v *= pow10[(4 - scale % 4) % 4];
+	while (v > 0)
+	{
+		digits[n++] = (int16) (v % 10000);
+		v /= 10000;
+	}
+	while (low < n && digits[low] == 0)
+		low++;
+
+	if (n == 0)
+	{
+		/* zero has no digits, a positive sign and weight 0 */
+		header = QN_SHORT | (scale << QN_SHORT_DSCALE_SHIFT);
+		negative = false;
+		weight = 0;
+	}
+	else
+	{
+		weight = n - 1 - (scale + 3) / 4;
+		header = QN_SHORT | (negative ? QN_SHORT_SIGN_NEG : 0) |
+			(scale << QN_SHORT_DSCALE_SHIFT) |
+			(weight < 0 ? QN_SHORT_WEIGHT_NEG : 0) |
+			(weight & QN_SHORT_WEIGHT_MASK);
+	}
+
+	len = VARHDRSZ + sizeof(uint16) + sizeof(int16) * (n - low);
+	result = (Numeric) conv_alloc(conv, len);
+	SET_VARSIZE(result, len);
+	memcpy((char *) result + VARHDRSZ, &header, sizeof(uint16));
+	out = (int16 *) ((char *) result + VARHDRSZ + sizeof(uint16));
+	for (int i = n - 1; i >= low; i--)
+		*out++ = digits[i];
+	return result;
+}
 
 static Numeric
 numeric_from_decimal128(const D128Parts *p)
@@ -1669,16 +1831,17 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 					size_t		len;
 					const char *str = bson_iter_utf8_unsafe(iter, &len);
 
-					if (likely(pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
+					if (likely(ascii_no_nul(str, len) ||
+							   pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
 					{
 						*isnull = false;
-						return PointerGetDatum(cstring_to_text_with_len(str, (int) len));
+						return PointerGetDatum(conv_text(conv, str, len));
 					}
 				}
 				else if (t == BSON_TYPE_OID)
 				{
 					*isnull = false;
-					return PointerGetDatum(oid_to_text(bson_iter_oid_unsafe(iter)));
+					return PointerGetDatum(oid_to_text(conv, bson_iter_oid_unsafe(iter)));
 				}
 				break;
 			case QK_NUMERIC:
@@ -1696,8 +1859,8 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 						int64		v = (int64) p.coef;
 
 						*isnull = false;
-						return NumericGetDatum(int64_div_fast_to_numeric(p.negative ? -v : v,
-																		 -p.exp));
+						return NumericGetDatum(numeric_from_scaled(conv, p.negative,
+																   (uint64) v, -p.exp));
 					}
 				}
 				break;

@@ -21,6 +21,23 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 
+/*
+ * Memory for the values of one row, reused row after row: the common
+ * conversions (strings, ObjectIds, decimals) bump-allocate here instead of
+ * calling palloc, so that a row costs no allocations and the per-tuple
+ * memory has nothing to reset.  What does not fit goes to palloc and makes
+ * the arena grow at the next row.  Values in it are valid until
+ * qleaf_arena_next_row, like values in per-tuple memory.
+ */
+typedef struct QleafRowArena
+{
+	MemoryContext cxt;			/* owns buf */
+	char	   *buf;
+	Size		size;
+	Size		used;
+	Size		missed;			/* bytes that went to palloc this row */
+} QleafRowArena;
+
 typedef struct QleafColumnConv
 {
 	Oid			typid;			/* column type */
@@ -47,6 +64,7 @@ typedef struct QleafColumnConv
 	Datum		numeric_bound;	/* numeric(p,s): 10^(p-s), or 0 if unset */
 	bool		db_utf8;		/* database encoding is UTF8: strings need
 								 * only be verified, not converted */
+	QleafRowArena *arena;		/* where values go; NULL: palloc */
 } QleafColumnConv;
 
 /*
@@ -56,6 +74,25 @@ typedef struct QleafColumnConv
 extern void qleaf_init_column_conv(QleafColumnConv *conv, Oid typid,
 								   int32 typmod, const char *colname,
 								   const char *field, bool null_on_error);
+
+/* An empty arena of size bytes in cxt. */
+extern void qleaf_arena_init(QleafRowArena *arena, MemoryContext cxt,
+							 Size size);
+
+/* Make room for what the last row did not fit (qleaf_arena_next_row). */
+extern void qleaf_arena_grow(QleafRowArena *arena);
+
+/*
+ * Start a row: the previous row's values in the arena are dead.  Grows
+ * the arena if the previous row did not fit.
+ */
+static inline void
+qleaf_arena_next_row(QleafRowArena *arena)
+{
+	if (unlikely(arena->missed > 0))
+		qleaf_arena_grow(arena);
+	arena->used = 0;
+}
 
 /*
  * Convert the value at iter to the column's type.  doc is the whole

@@ -474,8 +474,9 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 }
 
 /*
- * Return the next row.  Values are built in the per-tuple memory, which
- * the executor resets before it asks for the next row.
+ * Return the next row.  Values are built in the scan's row arena or in the
+ * per-tuple memory, which the executor resets before it asks for the next
+ * row: either way they live until then.
  */
 static TupleTableSlot *
 qleafIterateForeignScan(ForeignScanState *node)

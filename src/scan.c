@@ -13,6 +13,10 @@
  *   each reply in place and every value is converted straight into the
  *   row's Datum.  No per-document copy, no text round trip, and a key is
  *   matched to its column by parsing the short key the projection gave it.
+ * - A row costs no allocation on its common paths: elements are walked
+ *   with an inlined bson_iter_next for the usual types, and string,
+ *   ObjectId and decimal values go to a row arena reused row after row, so
+ *   a row's by-reference values live until the next row is fetched.
  * - Batches are streamed: one reply at a time, never the whole result.
  * - Running out of documents is checked against the cursor's error: an
  *   error from the server at any batch is an ERROR, never fewer rows.
@@ -58,10 +62,17 @@ struct QleafScan
 	int		   *id_keys;		/* keys whose field is "_id" */
 	int			n_id_keys;
 
+	QleafRowArena arena;		/* the current row's string and numeric
+								 * values */
+
 	bool		exhausted;
 	QleafScanCounters counters;
 };
 
+/* First size of a scan's row arena; it grows to fit the largest row. */
+#define QLEAF_ROW_ARENA_SIZE	8192
+
+static inline bool scan_iter_next(bson_iter_t *iter);
 static void scan_cleanup(void *arg);
 static void scan_close_cursor(QleafScan *scan);
 static void scan_open_cursor(QleafScan *scan);
@@ -137,6 +148,14 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 			scan->id_keys[scan->n_id_keys++] = i;
 		i++;
 	}
+
+	/*
+	 * In the parent context: a row's values may be looked at until the
+	 * next row, even after the scan's own memory is gone.
+	 */
+	qleaf_arena_init(&scan->arena, parent, QLEAF_ROW_ARENA_SIZE);
+	for (i = 0; i < scan->nkeys; i++)
+		scan->convs[i].arena = &scan->arena;
 
 	scan->conn = qleaf_get_connection(user, server);
 	scan->collection = mongoc_client_get_collection(qleaf_conn_client(scan->conn),
@@ -214,8 +233,92 @@ scan_open_cursor(QleafScan *scan)
 }
 
 /*
+ * bson_iter_next for the element types a scan meets most, inlined: it
+ * sets exactly the fields libbson would (off, type, key, d1, d2,
+ * next_off) after the same bounds checks.  Any other type, the end of the
+ * document, or anything that fails a check goes to bson_iter_next itself
+ * from the same position, so malformed input is judged by libbson alone.
+ */
+static inline bool
+scan_iter_next(bson_iter_t *iter)
+{
+	const uint8_t *data = iter->raw;
+	uint32_t	len = iter->len;
+	uint32_t	off = iter->next_off;
+	uint32_t	o;
+	uint32_t	d2 = 0;
+	uint32_t	next;
+
+	if (unlikely(data == NULL || off >= len))
+		return bson_iter_next(iter);
+
+	/* the key: a NUL-terminated string after the type byte */
+	for (o = off + 1; o < len && data[o] != 0; o++)
+		;
+	if (unlikely(o >= len))
+		return bson_iter_next(iter);
+	o++;
+
+	switch (data[off])
+	{
+		case BSON_TYPE_INT32:
+			next = o + 4;
+			break;
+		case BSON_TYPE_INT64:
+		case BSON_TYPE_DOUBLE:
+		case BSON_TYPE_DATE_TIME:
+			next = o + 8;
+			break;
+		case BSON_TYPE_OID:
+			next = o + 12;
+			break;
+		case BSON_TYPE_DECIMAL128:
+			next = o + 16;
+			break;
+		case BSON_TYPE_NULL:
+			next = o;
+			break;
+		case BSON_TYPE_BOOL:
+			if (o >= len || data[o] > 1)
+				return bson_iter_next(iter);
+			next = o + 1;
+			break;
+		case BSON_TYPE_UTF8:
+			{
+				uint32_t	l;
+
+				if ((uint64) o + 4 >= len)
+					return bson_iter_next(iter);
+				memcpy(&l, data + o, sizeof(l));
+				l = BSON_UINT32_FROM_LE(l);
+				if (l == 0 || l > len - (o + 4) || data[o + 4 + l - 1] != 0)
+					return bson_iter_next(iter);
+				d2 = o + 4;
+				next = o + 4 + l;
+			}
+			break;
+		default:
+			return bson_iter_next(iter);
+	}
+	if (unlikely(next >= len))
+		return bson_iter_next(iter);
+
+	iter->off = off;
+	iter->type = off;
+	iter->key = off + 1;
+	iter->d1 = o;
+	iter->d2 = d2;
+	iter->d3 = 0;
+	iter->d4 = 0;
+	iter->next_off = next;
+	iter->err_off = 0;
+	return true;
+}
+
+/*
  * Fill values/isnull (natts entries) with the next document.  Returns
- * false when the pipeline has no more documents.
+ * false when the pipeline has no more documents.  By-reference values stay
+ * valid until the next call (they may live in the scan's row arena).
  */
 bool
 qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
@@ -267,6 +370,7 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 	scan->counters.documents++;
 
 	memset(isnull, true, sizeof(bool) * scan->natts);
+	qleaf_arena_next_row(&scan->arena);
 
 	if (!bson_iter_init(&iter, doc))
 		ereport(ERROR,
@@ -274,9 +378,9 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 				 errmsg("MongoDB returned a malformed document"),
 				 errcontext("%s", scan->what)));
 
-	while (bson_iter_next(&iter))
+	while (scan_iter_next(&iter))
 	{
-		const char *key = bson_iter_key(&iter);
+		const char *key = (const char *) iter.raw + iter.key;
 
 		if (key[0] == 'c')
 		{

@@ -67,9 +67,17 @@ def make_doc(n):
     }
 
 
-def load(uri, docs):
+def load(uri, docs, reuse):
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
     try:
+        if reuse:
+            coll = client[DB][COLL]
+            n = coll.estimated_document_count()
+            last = coll.find_one({"_id": docs - 1})
+            if n == docs and last == make_doc(docs - 1):
+                print("reusing the %d documents already loaded" % docs,
+                      flush=True)
+                return
         client.drop_database(DB)
         coll = client[DB][COLL]
         batch = 10000
@@ -159,10 +167,11 @@ def main():
     ap.add_argument("--docs", type=int, default=1000000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--log", default="/dev/null")
+    ap.add_argument("--reuse-data", action="store_true")
     args = ap.parse_args()
     uri = os.environ["QLEAF_MONGODB_URI"]
 
-    load(uri, args.docs)
+    load(uri, args.docs, args.reuse_data)
     t = time.time()
     out = run_psql(psql_script(uri, args.repeat), args.log)
     print("measured in %.1f s (psql log: %s)" % (time.time() - t, args.log))
