@@ -1796,7 +1796,8 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 {
 	Expr	   *left;
 	Expr	   *right;
-	ColRef	ref;
+	ColRef		ref;
+	ColRef		other;			/* a column on the value side? */
 	Oid			opno = op->opno;
 	bool		like_neg;
 	bool		icase;
@@ -1842,7 +1843,7 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 
 		if (!column_ref(cx, left, &ref) || !ref.is_array ||
 			ref.kind == QLEAF_VK_NONE || !OidIsValid(elemtype) ||
-			column_ref(cx, right, &(ColRef) {0}) ||
+			column_ref(cx, right, &other) ||
 			!qleaf_value_type_ok(ref.kind, get_element_type(ref.type), elemtype))
 		{
 			cx->reason = "@> and && are shipped for an array column and an array value";
@@ -1875,7 +1876,7 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 			return NULL;
 		}
 	}
-	if (column_ref(cx, right, &(ColRef) {0}))
+	if (column_ref(cx, right, &other))
 	{
 		cx->reason = "compares two columns";
 		return NULL;
@@ -1908,7 +1909,7 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 static bson_t *
 deparse_saop(DeparseCxt *cx, ScalarArrayOpExpr *saop, bool negate)
 {
-	ColRef	ref;
+	ColRef		ref;
 	Expr	   *left = linitial(saop->args);
 	Expr	   *right = lsecond(saop->args);
 	Oid			elemtype;
@@ -2029,7 +2030,7 @@ deparse_cond(DeparseCxt *cx, Expr *expr, bool negate)
 		case T_NullTest:
 			{
 				NullTest   *nt = (NullTest *) expr;
-				ColRef	ref;
+				ColRef		ref;
 				bool		isnull = (nt->nulltesttype == IS_NULL) != negate;
 
 				if (nt->argisrow || !column_ref(cx, nt->arg, &ref))
@@ -2050,7 +2051,7 @@ deparse_cond(DeparseCxt *cx, Expr *expr, bool negate)
 		case T_Var:
 		case T_RelabelType:
 			{
-				ColRef	ref;
+				ColRef		ref;
 
 				if (!column_ref(cx, expr, &ref) || ref.kind != QLEAF_VK_BOOL)
 				{
