@@ -126,6 +126,16 @@ SELECT operation_type, sku FROM inventory_changes
 WHERE resume_token > (SELECT token FROM marks);
 SELECT operation_type, sku FROM inventory_changes
 WHERE cluster_timestamp > (SELECT ts FROM marks);
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku FROM inventory_changes WHERE resume_token > (SELECT token FROM marks);
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku FROM inventory_changes
+WHERE cluster_time >= now() - interval '1 hour';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku FROM inventory_changes
+WHERE cluster_time >= '2024-05-01 10:00:00.5+00' AND resume_token >= '8266320F80000000012B0229296E04';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT sku FROM inventory_changes WHERE resume_token > '8266320F80000000012B0229296E04';
 -- a NULL start reads nothing, as the comparison is never true
 SELECT count(*) FROM inventory_changes
 WHERE resume_token > (SELECT token FROM marks WHERE false);

@@ -38,8 +38,12 @@
  * are evaluated when the scan starts.  A NULL start value returns no rows,
  * as the comparison would.  Without such a condition the stream starts
  * "start_lookback" (a table option, an interval, default 1 hour) before the
- * server's current time.  Start conditions stay in the query's filter,
- * so a start point that is rounded down never returns extra rows.
+ * server's current time; a window of 0 reads nothing.  Start conditions
+ * stay in the query's filter, so a start point that is rounded down never
+ * returns extra rows.  A collection dropped (or renamed) inside the window
+ * ends the stream at the drop, as MongoDB does: start after it.  EXPLAIN
+ * VERBOSE shows the start point of a constant exactly, else what the scan
+ * computes it from.
  *
  * End: when the scan starts it asks the server for its current operation
  * time, and reads until the stream has passed it (an event later than it,
@@ -221,6 +225,10 @@ typedef struct ChangesState
 } ChangesState;
 
 static void changes_scan_cleanup(void *arg);
+static bool token_time(const char *data, size_t len, uint64 *time);
+static char *start_point(StartKind kind, Datum value, Oid vtype,
+						 uint64 *start);
+static void append_timestamp(bson_t *b, const char *key, uint64 ts);
 
 /* ----------------------------------------------------------------
  *		Options
@@ -674,37 +682,66 @@ adapt_pipeline(const bytea *pipeline, bool extract)
 	return bson_to_bytea(out);
 }
 
-/* How EXPLAIN shows the start point decided at planning. */
+/*
+ * How EXPLAIN shows the start point: exactly for a constant, else what
+ * the scan will compute it from.
+ */
 static void
 explain_start(bson_t *stage, StartKind kind, Expr *value, int lookback)
 {
-	char	   *text;
+	const char *what = NULL;
 
+	if (kind == START_DEFAULT)
+	{
+		char	   *text;
+
+		text = psprintf("server time at scan start minus start_lookback (%d s)",
+						lookback);
+		bson_append_utf8(stage, "startAtOperationTime", -1, text, -1);
+		return;
+	}
+	if (IsA(value, Const) && !((Const *) value)->constisnull)
+	{
+		Const	   *c = (Const *) value;
+		uint64		start;
+		char	   *token = start_point(kind, c->constvalue, c->consttype,
+										&start);
+
+		if (token != NULL && token[0] != '\0')
+		{
+			bson_t		ra;
+
+			bson_append_document_begin(stage, "resumeAfter", -1, &ra);
+			bson_append_utf8(&ra, "_data", -1, token, -1);
+			bson_append_document_end(stage, &ra);
+			return;
+		}
+		if (token == NULL)
+		{
+			append_timestamp(stage, "startAtOperationTime", start);
+			return;
+		}
+	}
 	switch (kind)
 	{
 		case START_DEFAULT:
-			text = psprintf("server time at scan start minus start_lookback (%d s)",
-							lookback);
-			bson_append_utf8(stage, "startAtOperationTime", -1, text, -1);
-			return;
+			break;
 		case START_TOKEN_AFTER:
 			bson_append_utf8(stage, "resumeAfter", -1,
-							 "{_data: resume_token lower bound}", -1);
+							 "{_data: the resume_token lower bound}", -1);
 			return;
 		case START_TOKEN_AT:
-			bson_append_utf8(stage, "startAtOperationTime", -1,
-							 "cluster time of the resume_token lower bound", -1);
-			return;
+			what = "the cluster time of the resume_token lower bound";
+			break;
 		case START_TIMESTAMP_AFTER:
 		case START_TIMESTAMP_AT:
-			bson_append_utf8(stage, "startAtOperationTime", -1,
-							 "cluster_timestamp lower bound", -1);
-			return;
+			what = "the cluster_timestamp lower bound";
+			break;
 		case START_TIME:
-			bson_append_utf8(stage, "startAtOperationTime", -1,
-							 "second of the cluster_time lower bound", -1);
-			return;
+			what = "the second of the cluster_time lower bound";
+			break;
 	}
+	bson_append_utf8(stage, "startAtOperationTime", -1, what, -1);
 }
 
 ForeignScan *
@@ -1163,6 +1200,66 @@ datum_to_ts(Datum v, Oid type)
 }
 
 /*
+ * The start point of a start condition's value: the resume token of
+ * resume_token > x (returned), else the startAtOperationTime in *start
+ * (secs << 32 | inc).  value is not NULL.
+ */
+static char *
+start_point(StartKind kind, Datum value, Oid vtype, uint64 *start)
+{
+	*start = 0;
+	switch (kind)
+	{
+		case START_DEFAULT:
+			break;
+		case START_TOKEN_AFTER:
+			return TextDatumGetCString(value);
+		case START_TOKEN_AT:
+			{
+				char	   *token = TextDatumGetCString(value);
+
+				if (token[0] == '\0')
+					return token;
+				if (!token_time(token, strlen(token), start))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("invalid resume token \"%s\"", token),
+							 errdetail("A resume token is the hexadecimal \"_data\" of a change event's _id.")));
+				break;
+			}
+		case START_TIMESTAMP_AFTER:
+		case START_TIMESTAMP_AT:
+			*start = datum_to_ts(value, vtype);
+			if (kind == START_TIMESTAMP_AFTER && *start < PG_UINT64_MAX)
+				(*start)++;
+			break;
+		case START_TIME:
+			{
+				TimestampTz ts = DatumGetTimestampTz(value);
+				int64		secs;
+
+				/* the whole second: the condition, kept, drops the rest */
+				if (TIMESTAMP_IS_NOBEGIN(ts))
+					secs = 0;
+				else if (TIMESTAMP_IS_NOEND(ts))
+					secs = PG_UINT32_MAX;
+				else
+				{
+					secs = ts / USECS_PER_SEC;
+					if (ts % USECS_PER_SEC < 0)
+						secs--;
+					secs += (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+				}
+				secs = Max(secs, 0);
+				secs = Min(secs, (int64) PG_UINT32_MAX);
+				*start = (uint64) secs << 32;
+				break;
+			}
+	}
+	return NULL;
+}
+
+/*
  * The default start: the events after the server's time minus the
  * look-back window, so that a window of 0 reads nothing.
  */
@@ -1194,6 +1291,7 @@ changes_open(ForeignScanState *node, ChangesState *st)
 	uint64		start = 0;
 	bool		use_token = false;
 	bool		ok = true;
+	char	   *token = NULL;
 	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
 
 	/* the stages after $changeStream, with the current parameter values */
@@ -1227,73 +1325,26 @@ changes_open(ForeignScanState *node, ChangesState *st)
 
 	opts = qleaf_bson_new_owned(cxt);
 	bson_concat(opts, st->stream_opts);
-	switch (st->start_kind)
+	if (st->start_kind == START_DEFAULT)
+		start = lookback_start(st);
+	else if (ok)
 	{
-		case START_DEFAULT:
+		token = start_point(st->start_kind, value, vtype, &start);
+		/* an empty token: every token is greater, the default window */
+		if (token != NULL && token[0] == '\0')
+		{
+			token = NULL;
 			start = lookback_start(st);
-			break;
-		case START_TOKEN_AFTER:
-		case START_TOKEN_AT:
-			if (ok)
-			{
-				char	   *token = TextDatumGetCString(value);
-				uint64		t;
+		}
+	}
+	if (token != NULL)
+	{
+		bson_t		ra;
 
-				if (token[0] == '\0')
-				{
-					/* every token is greater: the default window */
-					start = lookback_start(st);
-				}
-				else if (st->start_kind == START_TOKEN_AFTER)
-				{
-					bson_t		ra;
-
-					bson_append_document_begin(opts, "resumeAfter", -1, &ra);
-					bson_append_utf8(&ra, "_data", -1, token, -1);
-					bson_append_document_end(opts, &ra);
-					use_token = true;
-				}
-				else if (token_time(token, strlen(token), &t))
-					start = t;
-				else
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid resume token \"%s\"", token),
-							 errdetail("A resume token is the hexadecimal \"_data\" of a change event's _id.")));
-			}
-			break;
-		case START_TIMESTAMP_AFTER:
-		case START_TIMESTAMP_AT:
-			if (ok)
-			{
-				start = datum_to_ts(value, vtype);
-				if (st->start_kind == START_TIMESTAMP_AFTER &&
-					start < PG_UINT64_MAX)
-					start++;
-			}
-			break;
-		case START_TIME:
-			if (ok)
-			{
-				TimestampTz ts = DatumGetTimestampTz(value);
-				int64		secs;
-
-				if (TIMESTAMP_IS_NOBEGIN(ts))
-					secs = 0;
-				else if (TIMESTAMP_IS_NOEND(ts))
-					secs = PG_UINT32_MAX;
-				else
-				{
-					secs = ts / USECS_PER_SEC;
-					if (ts % USECS_PER_SEC < 0)
-						secs--;
-					secs += (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-				}
-				secs = Max(secs, 0);
-				secs = Min(secs, (int64) PG_UINT32_MAX);
-				start = (uint64) secs << 32;
-			}
-			break;
+		bson_append_document_begin(opts, "resumeAfter", -1, &ra);
+		bson_append_utf8(&ra, "_data", -1, token, -1);
+		bson_append_document_end(opts, &ra);
+		use_token = true;
 	}
 	if (!ok)
 	{
