@@ -3,6 +3,8 @@
 -- $match, pre-images, every operation type, database streams, invalidate,
 -- errors, incremental pulls.  Every read starts after a point taken in
 -- this file, so output never depends on earlier runs or on the clock.
+-- test/fixtures/changes.py write prints the server's time (the start
+-- point, in cluster_timestamp's form), then runs the writes after it.
 --
 \! /usr/bin/python3 test/fixtures/load.py changes
 \getenv uri QLEAF_MONGODB_URI
@@ -59,14 +61,8 @@ CREATE FOREIGN TABLE bad6 (x int) SERVER changes_srv
 CREATE FOREIGN TABLE bad7 (x int) SERVER changes_srv
   OPTIONS (changes 'true', full_documents 'default');
 
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-
 -- one event of each kind on documents
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$set": {"stockLevel": 0}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$inc": {"stockLevel": 10}, "$unset": {"name": 1}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "inventory", "documents": [{"_id": "SKU-9", "name": "tray", "stockLevel": 1, "reorderLevel": 2}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-4"}, "u": {"name": "spoon", "stockLevel": 25, "reorderLevel": 20}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"delete": "inventory", "deletes": [{"q": {"_id": "SKU-3"}, "limit": 1}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$set": {"stockLevel": 0}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$inc": {"stockLevel": 10}, "$unset": {"name": 1}}}]}' '{"insert": "inventory", "documents": [{"_id": "SKU-9", "name": "tray", "stockLevel": 1, "reorderLevel": 2}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-4"}, "u": {"name": "spoon", "stockLevel": 25, "reorderLevel": 20}}]}' '{"delete": "inventory", "deletes": [{"q": {"_id": "SKU-3"}, "limit": 1}]}'`
 
 SELECT operation_type, database, collection, document_key, sku, stock,
        stock_before, updated_fields, removed_fields, truncated_arrays,
@@ -208,8 +204,7 @@ CREATE FOREIGN TABLE order_items (
   operation_type text, cluster_timestamp bigint,
   skus text[] OPTIONS (field 'fullDocument.items.sku')
 ) SERVER changes_srv OPTIONS (changes 'true', collection 'orders');
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "orders", "documents": [{"_id": "I1", "items": [{"sku": "a"}, {"sku": "b"}]}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"insert": "orders", "documents": [{"_id": "I1", "items": [{"sku": "a"}, {"sku": "b"}]}]}'`
 SELECT operation_type, skus FROM order_items WHERE cluster_timestamp > :start;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT skus FROM order_items WHERE cluster_timestamp > 7000000000000000000;
@@ -267,11 +262,7 @@ CREATE FOREIGN TABLE db_changes (
 CREATE FOREIGN TABLE scratch_changes (
   operation_type text, document_key jsonb, cluster_timestamp bigint
 ) SERVER changes_srv OPTIONS (changes 'true', collection 'scratch');
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "scratch", "documents": [{"_id": 1}, {"_id": 2}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "orders", "documents": [{"_id": "B1", "status": "created"}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"drop": "scratch"}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "scratch", "documents": [{"_id": 3}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"insert": "scratch", "documents": [{"_id": 1}, {"_id": 2}]}' '{"insert": "orders", "documents": [{"_id": "B1", "status": "created"}]}' '{"drop": "scratch"}' '{"insert": "scratch", "documents": [{"_id": 3}]}'`
 -- a collection's stream ends at the drop: invalidate is the last row
 SELECT operation_type, document_key FROM scratch_changes
 WHERE cluster_timestamp > :start;
@@ -308,8 +299,7 @@ SELECT count(*) FROM inventory_changes WHERE cluster_timestamp > :start;
 CREATE FOREIGN TABLE orders_required (operation_type text, cluster_timestamp bigint)
   SERVER changes_srv OPTIONS (changes 'true', collection 'orders',
                               full_document_before_change 'required');
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-\! test/mongo-cmd --db qleaf_regress_changes '{"delete": "orders", "deletes": [{"q": {"_id": "B1"}, "limit": 1}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"delete": "orders", "deletes": [{"q": {"_id": "B1"}, "limit": 1}]}'`
 \set VERBOSITY terse
 SELECT count(*) FROM orders_required WHERE cluster_timestamp > :start;
 \set VERBOSITY default

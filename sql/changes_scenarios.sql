@@ -2,6 +2,8 @@
 -- Changes tables in plain SQL: stock alerts from the documents before and
 -- after each change, user activity per user per 5-minute window, order
 -- events mapped to order stages.  Reads start after a point taken here.
+-- test/fixtures/changes.py write prints the server's time (the start
+-- point, in cluster_timestamp's form), then runs the writes after it.
 --
 \! /usr/bin/python3 test/fixtures/load.py changes
 \getenv uri QLEAF_MONGODB_URI
@@ -27,15 +29,9 @@ CREATE FOREIGN TABLE stock_changes (
            full_document 'whenAvailable',
            full_document_before_change 'whenAvailable');
 
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
 -- kettle 12 -> 3 (reorder level 5), teapot 3 -> 0, spoon 0 -> 25 (reorder
 -- level 20), mug 40 -> 35, kettle 3 -> 2, teapot 0 -> 0 (a rename)
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$set": {"stockLevel": 3}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$set": {"stockLevel": 0}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-4"}, "u": {"$inc": {"stockLevel": 25}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-3"}, "u": {"$inc": {"stockLevel": -5}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$inc": {"stockLevel": -1}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$set": {"name": "teapot, large"}}}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$set": {"stockLevel": 3}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$set": {"stockLevel": 0}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-4"}, "u": {"$inc": {"stockLevel": 25}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-3"}, "u": {"$inc": {"stockLevel": -5}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-1"}, "u": {"$inc": {"stockLevel": -1}}}]}' '{"update": "inventory", "updates": [{"q": {"_id": "SKU-2"}, "u": {"$set": {"name": "teapot, large"}}}]}'`
 
 SELECT sku, name, stock_before, stock,
        CASE
@@ -74,10 +70,7 @@ CREATE FOREIGN TABLE activity_changes (
   at       timestamptz OPTIONS (field 'fullDocument.at')
 ) SERVER scen_srv OPTIONS (changes 'true', collection 'activities');
 
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "activities", "documents": [{"user_id": 1, "type": "login", "at": {"$date": "2024-05-01T10:00:10Z"}}, {"user_id": 1, "type": "page_view", "at": {"$date": "2024-05-01T10:01:00Z"}}, {"user_id": 2, "type": "login", "at": {"$date": "2024-05-01T10:02:00Z"}}, {"user_id": 1, "type": "add_to_cart", "at": {"$date": "2024-05-01T10:04:59Z"}}, {"user_id": 1, "type": "purchase", "at": {"$date": "2024-05-01T10:05:00Z"}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "activities", "documents": [{"user_id": 2, "type": "page_view", "at": {"$date": "2024-05-01T10:07:30Z"}}, {"user_id": 2, "type": "logout", "at": {"$date": "2024-05-01T10:09:59Z"}}, {"user_id": 3, "type": "login", "at": {"$date": "2024-05-01T10:12:00Z"}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "activities", "updates": [{"q": {"user_id": 3}, "u": {"$set": {"type": "login_failed"}}}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"insert": "activities", "documents": [{"user_id": 1, "type": "login", "at": {"$date": "2024-05-01T10:00:10Z"}}, {"user_id": 1, "type": "page_view", "at": {"$date": "2024-05-01T10:01:00Z"}}, {"user_id": 2, "type": "login", "at": {"$date": "2024-05-01T10:02:00Z"}}, {"user_id": 1, "type": "add_to_cart", "at": {"$date": "2024-05-01T10:04:59Z"}}, {"user_id": 1, "type": "purchase", "at": {"$date": "2024-05-01T10:05:00Z"}}]}' '{"insert": "activities", "documents": [{"user_id": 2, "type": "page_view", "at": {"$date": "2024-05-01T10:07:30Z"}}, {"user_id": 2, "type": "logout", "at": {"$date": "2024-05-01T10:09:59Z"}}, {"user_id": 3, "type": "login", "at": {"$date": "2024-05-01T10:12:00Z"}}]}' '{"update": "activities", "updates": [{"q": {"user_id": 3}, "u": {"$set": {"type": "login_failed"}}}]}'`
 
 SELECT user_id,
        date_bin('5 minutes', at, '2024-01-01') AS window_start,
@@ -107,15 +100,7 @@ CREATE FOREIGN TABLE order_changes (
 ) SERVER scen_srv OPTIONS (changes 'true', collection 'orders',
                            full_document 'updateLookup');
 
-\set start `/usr/bin/python3 test/fixtures/changes.py now`
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "orders", "documents": [{"_id": "O-1", "status": "created", "total": 30}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"insert": "orders", "documents": [{"_id": "O-2", "status": "created", "total": 12}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "paid"}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "orders", "updates": [{"q": {"_id": "O-2"}, "u": {"$set": {"status": "cancelled"}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "shipped", "carrier": "post"}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"note": "left at the door"}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "delivered"}}}]}'
-\! test/mongo-cmd --db qleaf_regress_changes '{"delete": "orders", "deletes": [{"q": {"_id": "O-2"}, "limit": 1}]}'
+\set start `/usr/bin/python3 test/fixtures/changes.py write '{"insert": "orders", "documents": [{"_id": "O-1", "status": "created", "total": 30}]}' '{"insert": "orders", "documents": [{"_id": "O-2", "status": "created", "total": 12}]}' '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "paid"}}}]}' '{"update": "orders", "updates": [{"q": {"_id": "O-2"}, "u": {"$set": {"status": "cancelled"}}}]}' '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "shipped", "carrier": "post"}}}]}' '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"note": "left at the door"}}}]}' '{"update": "orders", "updates": [{"q": {"_id": "O-1"}, "u": {"$set": {"status": "delivered"}}}]}' '{"delete": "orders", "deletes": [{"q": {"_id": "O-2"}, "limit": 1}]}'`
 
 CREATE VIEW order_stages AS
 SELECT cluster_timestamp, order_id,

@@ -1290,7 +1290,6 @@ changes_open(ForeignScanState *node, ChangesState *st)
 	Oid			vtype = InvalidOid;
 	uint64		start = 0;
 	bool		use_token = false;
-	bool		ok = true;
 	char	   *token = NULL;
 	List	   *fdw_private = ((ForeignScan *) node->ss.ps.plan)->fdw_private;
 
@@ -1316,8 +1315,12 @@ changes_open(ForeignScanState *node, ChangesState *st)
 		value = ExecEvalExpr(st->start_state, econtext, &isnull);
 		vtype = exprType((Node *) st->start_state->expr);
 		MemoryContextSwitchTo(cxt);
+		/* a NULL start value: the condition is never true */
 		if (isnull)
-			ok = false;
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return false;
+		}
 	}
 
 	scan->conn = qleaf_get_connection(st->user, st->server);
@@ -1327,7 +1330,7 @@ changes_open(ForeignScanState *node, ChangesState *st)
 	bson_concat(opts, st->stream_opts);
 	if (st->start_kind == START_DEFAULT)
 		start = lookback_start(st);
-	else if (ok)
+	else
 	{
 		token = start_point(st->start_kind, value, vtype, &start);
 		/* an empty token: every token is greater, the default window */
@@ -1345,11 +1348,6 @@ changes_open(ForeignScanState *node, ChangesState *st)
 		bson_append_utf8(&ra, "_data", -1, token, -1);
 		bson_append_document_end(opts, &ra);
 		use_token = true;
-	}
-	if (!ok)
-	{
-		MemoryContextSwitchTo(oldcxt);
-		return false;
 	}
 	/* a start point after the end: nothing to read */
 	if (!use_token && start > st->end_time)
