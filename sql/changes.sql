@@ -144,6 +144,16 @@ SELECT count(*) FROM inventory_changes WHERE resume_token >= 'zz';
 SELECT operation_type, sku FROM inventory_changes
 WHERE cluster_timestamp > :start LIMIT 2;
 
+-- a nested loop: every outer row reruns the stream, its value in $match
+CREATE TABLE skus (k text);
+INSERT INTO skus VALUES ('SKU-1'), ('SKU-9'), ('SKU-7');
+SELECT s.k, c.operation_type
+FROM skus s,
+     LATERAL (SELECT operation_type FROM inventory_changes
+              WHERE cluster_timestamp > :start AND sku = s.k) c
+ORDER BY 1;
+DROP TABLE skus;
+
 -- the default start: start_lookback before the server's time.  The
 -- collection is emptied, never dropped, by the fixture: a drop in the
 -- window would end the stream there.
