@@ -47,7 +47,7 @@ QLEAF_PG_CONFIG=$QLEAF_PG_BINDIR/pg_config
 QLEAF_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15
 	libmongoc-dev libbson-dev pkg-config make gcc libc6-dev
-	python3-pymongo python3-bson-ext python3-mongomock python3-pytest
+	python3-pymongo python3-bson-ext python3-mongomock python3-pytest python3-psycopg2
 	libipc-run-perl git util-linux
 )
 
