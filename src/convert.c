@@ -715,26 +715,26 @@ ascii_no_nul(const char *s, Size len)
 	return acc == 0;
 }
 
-/* An ObjectId as text of 24 lower-case hex digits, written in place. */
-static text *
+/*
+ * An ObjectId as text of 24 lower-case hex digits, written in place.  Out
+ * of line, like the other by-reference fast paths, so that the caller's
+ * common cases need no stack frame.
+ */
+static pg_noinline text *
 oid_to_text(QleafColumnConv *conv, const bson_oid_t *oid)
 {
 	static const char hex[] = "0123456789abcdef";
 	text	   *t = (text *) conv_alloc(conv, VARHDRSZ + 24);
 	char	   *p = VARDATA(t);
-	uint64		hi;
-	uint32		lo;
 
 	SET_VARSIZE(t, VARHDRSZ + 24);
-	/* two loads, then nibbles from registers */
-	memcpy(&hi, oid->bytes, 8);
-	memcpy(&lo, oid->bytes + 8, 4);
-	hi = pg_bswap64(hi);
-	lo = pg_bswap32(lo);
-	for (int i = 15; i >= 0; i--)
-		*p++ = hex[(hi >> (i * 4)) & 0xF];
-	for (int i = 7; i >= 0; i--)
-		*p++ = hex[(lo >> (i * 4)) & 0xF];
+	for (int i = 0; i < 12; i++)
+	{
+		uint8		b = oid->bytes[i];
+
+		p[2 * i] = hex[b >> 4];
+		p[2 * i + 1] = hex[b & 0xF];
+	}
 	return t;
 }
 
@@ -1736,6 +1736,40 @@ convert_array(QleafColumnConv *conv, const bson_iter_t *iter,
 	return true;
 }
 
+/*
+ * A UTF-8 string as text, when the database is UTF8 and the string valid
+ * (else NULL, for the general path to explain).
+ */
+static pg_noinline text *
+string_fast(QleafColumnConv *conv, const bson_iter_t *iter)
+{
+	size_t		len;
+	const char *str = bson_iter_utf8_unsafe(iter, &len);
+
+	if (likely(ascii_no_nul(str, len) ||
+			   pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
+		return conv_text(conv, str, len);
+	return NULL;
+}
+
+/*
+ * A finite decimal128 of up to FAST_NUMERIC_MAX with no positive exponent
+ * as numeric (else NULL, for the general path).
+ */
+static pg_noinline Numeric
+decimal_fast(QleafColumnConv *conv, const bson_iter_t *iter)
+{
+	bson_decimal128_t dec;
+	D128Parts	p;
+
+	bson_iter_decimal128_unsafe(iter, &dec);
+	decode_decimal128(&dec, &p);
+	if (p.cls == D128_FINITE &&
+		p.coef <= (unsigned __int128) FAST_NUMERIC_MAX && p.exp <= 0)
+		return numeric_from_scaled(conv, p.negative, (uint64) p.coef, -p.exp);
+	return NULL;
+}
+
 /* Everything but the inline cases of qleaf_bson_to_datum. */
 static pg_noinline Datum
 bson_to_datum_general(QleafColumnConv *conv, const bson_iter_t *iter,
@@ -1828,14 +1862,12 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 			case QK_TEXT:
 				if (t == BSON_TYPE_UTF8 && likely(conv->db_utf8))
 				{
-					size_t		len;
-					const char *str = bson_iter_utf8_unsafe(iter, &len);
+					text	   *txt = string_fast(conv, iter);
 
-					if (likely(ascii_no_nul(str, len) ||
-							   pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
+					if (likely(txt != NULL))
 					{
 						*isnull = false;
-						return PointerGetDatum(conv_text(conv, str, len));
+						return PointerGetDatum(txt);
 					}
 				}
 				else if (t == BSON_TYPE_OID)
@@ -1847,20 +1879,12 @@ qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 			case QK_NUMERIC:
 				if (t == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
 				{
-					bson_decimal128_t dec;
-					D128Parts	p;
+					Numeric		n = decimal_fast(conv, iter);
 
-					bson_iter_decimal128_unsafe(iter, &dec);
-					decode_decimal128(&dec, &p);
-					if (p.cls == D128_FINITE &&
-						p.coef <= (unsigned __int128) FAST_NUMERIC_MAX &&
-						p.exp <= 0)
+					if (likely(n != NULL))
 					{
-						int64		v = (int64) p.coef;
-
 						*isnull = false;
-						return NumericGetDatum(numeric_from_scaled(conv, p.negative,
-																   (uint64) v, -p.exp));
+						return NumericGetDatum(n);
 					}
 				}
 				break;
