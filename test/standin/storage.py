@@ -666,6 +666,11 @@ def _eq_form(spec):
         elif k.startswith("$"):
             out[k] = v
         elif isinstance(v, dict) and v and all(x.startswith("$") for x in v):
+            if "$exists" in v and not v["$exists"] and "$not" not in v:
+                # no value on the path exists (mongomock asks whether some
+                # value is missing: {a: [{b: 1}, {}]} has a.b)
+                v = {x: y for x, y in v.items() if x != "$exists"}
+                v["$not"] = {"$exists": True}
             out[k] = v
         elif isinstance(v, (Regex, _re.Pattern, list)):
             out[k] = v
@@ -1630,6 +1635,61 @@ def _cmp_plain(x, y):
     return (x > y) - (x < y)
 
 
+def _is_nan(v):
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, Decimal128):
+        return v.to_decimal().is_nan()
+    return False
+
+
+def _walk_path(value, parts, i, out):
+    """Append to `out` the values a dotted path (parts[i:]) reaches from
+    `value`, as MongoDB's path iterator does: inside a document a path that
+    runs into a missing field, null or a scalar reaches "missing"; an array
+    is traversed into its documents (its scalars reach nothing) unless the
+    next part is an index."""
+    n = len(parts)
+    while i < n:
+        if isinstance(value, dict):
+            value = value.get(parts[i], _mf.NOTHING)
+            i += 1
+            continue
+        if isinstance(value, list):
+            part = parts[i]
+            if part.isdigit():
+                idx = int(part)
+                if idx < len(value):
+                    _walk_path(value[idx], parts, i + 1, out)
+                return
+            for e in value:
+                if isinstance(e, dict):
+                    _walk_path(e, parts, i, out)
+            return
+        out.append(_mf.NOTHING)
+        return
+    out.append(value)
+
+
+def path_candidates(key, doc):
+    """The values `key` reaches in `doc` for query matching.  In a document,
+    a path that reaches no value at all (through null, a scalar, an empty
+    array or an array of scalars) is "missing", so it equals null and does
+    not exist (MongoDB's null_query_semantics)."""
+    if not key:
+        return [doc]
+    parts = key.split(".")
+    out = []
+    if isinstance(doc, dict):
+        if len(parts) == 1:
+            return [doc.get(key, _mf.NOTHING)]
+        _walk_path(doc, parts, 0, out)
+        return out or [_mf.NOTHING]
+    if isinstance(doc, list):
+        _walk_path(doc, parts, 0, out)
+    return out
+
+
 def _patch_mongomock():
     from mongomock import aggregate as mm_aggregate
     from bson.regex import Regex
@@ -1658,9 +1718,56 @@ def _patch_mongomock():
     fi._operator_map["$eq"] = _mf._list_expand(operator_eq)
     fi._operator_map["$ne"] = _mf._list_expand(
         lambda dv, sv: not operator_eq(dv, sv), negative=True)
+    # Range operators: NaN is below every number in BSON order (sorting), but
+    # a query's $lt/$gt never match it, on either side, and $lte/$gte match
+    # it only against NaN (MongoDB's ComparisonMatchExpressionBase).
+    def range_op(op, strict):
+        compare = _mf._compare_objects(op)
+
+        def f(doc_val, search_val):
+            dn, sn = _is_nan(doc_val), _is_nan(search_val)
+            if dn or sn:
+                return not strict and dn and sn
+            return compare(doc_val, search_val)
+        return f
     for key, op in _mf.SORTING_OPERATOR_MAP.items():
         fi._operator_map[key] = _mf._not_nothing_and(
-            _mf._list_expand(_mf._compare_objects(op)))
+            _mf._list_expand(range_op(op, key in ("$gt", "$lt"))))
+
+    # $in / $nin with MongoDB's equality (true is not 1, NaN equals NaN, an
+    # array operand equals the whole array or one of its elements); mongomock
+    # uses Python's `in`.
+    def in_op(doc_val, search_val):
+        if not isinstance(search_val, (list, tuple)):
+            raise _OperationFailure("$in needs an array")
+        if doc_val is _mf.NOTHING:
+            return any(x is None for x in search_val)
+        for x in search_val:
+            if isinstance(x, _mf._RE_TYPES):
+                if _mf._regex(doc_val, x):
+                    return True
+                continue
+            if operator_eq(doc_val, x):
+                return True
+            if isinstance(doc_val, list) and any(operator_eq(e, x) for e in doc_val):
+                return True
+        return False
+    _mf._in_op = in_op
+    fi._operator_map["$in"] = in_op
+
+    # $type with a list of types matches a value of any of them.
+    orig_type_op = _mf._type_op
+
+    def type_op(doc_val, search_val):
+        if isinstance(search_val, (list, tuple)):
+            if not search_val:
+                raise _OperationFailure("$type must match at least one type")
+            return any(orig_type_op(doc_val, t) for t in search_val)
+        return orig_type_op(doc_val, search_val)
+    fi._operator_map["$type"] = type_op
+
+    # Dotted paths through null, a scalar or an array of scalars.
+    _mf.iter_key_candidates = path_candidates
 
     # $mod (truncating, as MongoDB: -5 % 3 is -2).
     def mod(doc_val, search_val):

@@ -211,3 +211,116 @@ def test_count_of_sorted_limited_pipeline(db):
                                {"$skip": 2}, {"$limit": 3},
                                {"$project": {"_id": 1}}]))
     assert [d["_id"] for d in got] == [3, 0, 7]
+
+
+# --- dotted paths through null, scalars and arrays ----------------------
+
+@pytest.fixture
+def paths(db):
+    db.p.insert_many([
+        {"_id": 1, "o": None},
+        {"_id": 2, "o": 5},
+        {"_id": 3},
+        {"_id": 4, "o": {}},
+        {"_id": 5, "o": {"a": None}},
+        {"_id": 6, "o": {"a": 1}},
+        {"_id": 7, "o": [1, 2]},
+        {"_id": 8, "o": []},
+        {"_id": 9, "o": [5, {"a": 1}]},
+        {"_id": 10, "o": [{"a": 3}, {}]},
+        {"_id": 11, "o": [{"a": 1}, {"a": 3}]},
+    ])
+    return db.p
+
+
+def test_dotted_null_through_null_and_scalars(paths):
+    """MongoDB (null_query_semantics.js): a path through null, a scalar, an
+    empty array or an array of scalars reaches no value, which equals null;
+    an array with a document gives that document's value (arrayfind5.js:
+    {a: [5, {b: 1}]} does not match {"a.b": null})."""
+    assert ids(paths.find({"o.a": None})) == [1, 2, 3, 4, 5, 7, 8, 10]
+    assert ids(paths.find({"o.a": {"$eq": None}})) == [1, 2, 3, 4, 5, 7, 8, 10]
+    assert ids(paths.find({"$or": [{"o.a": None}, {"_id": 0}]})) == [
+        1, 2, 3, 4, 5, 7, 8, 10]
+
+
+def test_dotted_ne_null_through_null_and_scalars(paths):
+    """MongoDB: {"a.b": {$ne: null}} and {$nin: [null, ...]} are the
+    negations of the null equality."""
+    assert ids(paths.find({"o.a": {"$ne": None}})) == [6, 9, 11]
+    assert ids(paths.find({"o.a": {"$nin": [None, 3]}})) == [6, 9]
+
+
+def test_dotted_in_null_through_null_and_scalars(paths):
+    """MongoDB: {"a.b": {$in: [null, 75]}} matches what {"a.b": null} does
+    plus the documents with the other value."""
+    assert ids(paths.find({"o.a": {"$in": [None, 75]}})) == [
+        1, 2, 3, 4, 5, 7, 8, 10]
+    assert ids(paths.find({"o.a": {"$in": [None, 1]}})) == [
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_dotted_exists_false_through_null_and_scalars(paths):
+    """MongoDB: {"a.b": {$exists: false}} is true when the path reaches no
+    value, and false when any value exists ({a: [{b: 3}, {}]} has a.b)."""
+    assert ids(paths.find({"o.a": {"$exists": False}})) == [1, 2, 3, 4, 7, 8]
+    assert ids(paths.find({"o.a": {"$exists": True}})) == [5, 6, 9, 10, 11]
+
+
+# --- NaN ------------------------------------------------------------------
+
+@pytest.fixture
+def nans(db):
+    nan = float("nan")
+    db.n.insert_many([
+        {"_id": 1, "a": nan},
+        {"_id": 2, "a": 5},
+        {"_id": 3, "a": -1e308},
+        {"_id": 4, "a": Decimal128("NaN")},
+        {"_id": 5, "a": [nan]},
+        {"_id": 6, "a": "x"},
+    ])
+    return db.n
+
+
+def test_nan_in_range_operators(nans):
+    """MongoDB (ComparisonMatchExpressionBase): $lt / $gt never match NaN on
+    either side; $lte / $gte match NaN only against NaN."""
+    nan = float("nan")
+    for q in ({"$lt": 6}, {"$lte": 5}, {"$gt": -1e309}, {"$gte": -1e309}):
+        assert ids(nans.find({"a": q})) == [2, 3]
+        assert ids(nans.find({"$or": [{"a": q}, {"_id": 0}]})) == [2, 3]
+    for q in ({"$lt": nan}, {"$gt": nan}):
+        assert ids(nans.find({"a": q})) == []
+        assert ids(nans.find({"$or": [{"a": q}, {"_id": 0}]})) == []
+    for q in ({"$lte": nan}, {"$gte": nan}):
+        assert ids(nans.find({"a": q})) == [1, 4, 5]
+        assert ids(nans.find({"$or": [{"a": q}, {"_id": 0}]})) == [1, 4, 5]
+
+
+def test_nan_equality_and_sort(nans):
+    """MongoDB: NaN equals NaN ({a: NaN}, $in), and sorts below every other
+    number (BSON order)."""
+    nan = float("nan")
+    assert ids(nans.find({"a": nan})) == [1, 4, 5]
+    assert ids(nans.find({"a": {"$in": [nan]}})) == [1, 4, 5]
+    got = [d["_id"] for d in nans.find({"_id": {"$in": [1, 2, 3]}}).sort("a", 1)]
+    assert got == [1, 3, 2]
+
+
+def test_in_uses_mongodb_equality(db):
+    """MongoDB: $in compares as equality does: true is not 1, and an array
+    operand matches an equal array as well as an element."""
+    db.e.insert_many([{"_id": 1, "a": True}, {"_id": 2, "a": 1},
+                      {"_id": 3, "a": [1, 2]}])
+    assert ids(db.e.find({"$or": [{"a": {"$in": [1]}}, {"_id": 0}]})) == [2, 3]
+    assert ids(db.e.find({"$or": [{"a": {"$in": [[1, 2]]}}, {"_id": 0}]})) == [3]
+
+
+def test_type_with_a_list_of_types(mixed):
+    """MongoDB: {$type: [...]} matches a value of any of the listed types
+    (names or numbers); an empty list is an error."""
+    assert ids(mixed.find({"v": {"$type": ["string", "int"]}})) == [1, 5, 10]
+    assert ids(mixed.find({"v": {"$type": [2, "bool"]}})) == [5, 8, 10]
+    with pytest.raises(Exception):
+        list(mixed.find({"v": {"$type": []}}))
