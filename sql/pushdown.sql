@@ -1283,6 +1283,27 @@ SELECT outcome('i = 1000');
 RESET qleaf_fdw.enable_pushdown;
 DROP FUNCTION outcome(text);
 
+-- varchar(n) shortens values with trailing spaces that MongoDB compares
+-- in full, so its conditions stay local
+CREATE FOREIGN TABLE short_s (_id int, s varchar(3))
+  SERVER pushdown_srv OPTIONS (collection 'clean', on_conversion_error 'null');
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM short_s WHERE s = 'abc';
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM short_s WHERE s LIKE 'a%';
+-- unbounded varchar is text
+CREATE FOREIGN TABLE long_s (_id int, s varchar)
+  SERVER pushdown_srv OPTIONS (collection 'clean');
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM long_s WHERE s = 'abc';
+
+-- ILIKE under a collation other than "C" folds case by that collation's
+-- rules (which may change a string's length): kept local
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT _id FROM clean WHERE s COLLATE "en-x-icu" ILIKE 'ab%';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT _id FROM clean WHERE s COLLATE "en-x-icu" NOT ILIKE 'ab%';
+SELECT (SELECT count(*) FROM clean WHERE s COLLATE "en-x-icu" ILIKE 'ab%') =
+       (SELECT count(*) FROM local_clean WHERE s COLLATE "en-x-icu" ILIKE 'ab%')
+       AS same_rows;
+
 DROP SERVER pushdown_srv CASCADE;
 DROP TABLE local_clean, local_mixed, probe;
 DROP FUNCTION check_rows(text, text);

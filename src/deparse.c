@@ -69,6 +69,7 @@
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/pg_locale.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -1278,6 +1279,9 @@ leaf_placeholder(const Leaf *leaf, int n)
 static bool
 column_ref(DeparseCxt *cx, Expr *expr, ColRef *ref)
 {
+	/* callers may read ref even when this says "not a column" */
+	memset(ref, 0, sizeof(*ref));
+
 	while (IsA(expr, RelabelType))
 		expr = ((RelabelType *) expr)->arg;
 
@@ -1828,6 +1832,19 @@ deparse_opexpr(DeparseCxt *cx, OpExpr *op, bool negate)
 		}
 		if (!qleaf_collation_ok(op->inputcollid, false, &cx->reason))
 			return NULL;
+
+		/*
+		 * Outside "C" and "POSIX", ILIKE lower-cases with the collation's
+		 * rules, which may change a string's length (ICU folds U+0130 to
+		 * two code points): no regex bounds it from either side.
+		 */
+		if (icase && OidIsValid(op->inputcollid) &&
+			!lc_collate_is_c(op->inputcollid))
+		{
+			cx->reason = psprintf("ILIKE under collation \"%s\" folds case unlike MongoDB",
+								  get_collation_name(op->inputcollid));
+			return NULL;
+		}
 		lop = icase ? (like_neg ? L_NILIKE : L_ILIKE) : (like_neg ? L_NLIKE : L_LIKE);
 		if (negate)
 			lop = leaf_op_negator[lop];

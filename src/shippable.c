@@ -56,8 +56,14 @@ qleaf_value_kind(Oid typid, int32 typmod, const char **reason)
 				return QLEAF_VK_NONE;
 			}
 			return QLEAF_VK_NUMERIC;
-		case TEXTOID:
 		case VARCHAROID:
+			if (typmod >= 0)
+			{
+				*reason = "varchar(n) shortens values that MongoDB compares in full";
+				return QLEAF_VK_NONE;
+			}
+			return QLEAF_VK_TEXT;
+		case TEXTOID:
 			return QLEAF_VK_TEXT;
 		case BOOLOID:
 			return QLEAF_VK_BOOL;
