@@ -109,8 +109,7 @@ WHERE resume_token >= :'third_token';
 -- cluster_time: the start is rounded down to the second, the condition
 -- keeps the result exact
 SELECT count(*) = (SELECT count(*) FROM inventory_changes
-                   WHERE cluster_timestamp > :start
-                     AND cluster_time >= to_timestamp(:third_ts::bigint >> 32))
+                   WHERE cluster_timestamp >= (:third_ts::bigint >> 32) << 32)
        AS same_count
 FROM inventory_changes WHERE cluster_time >= to_timestamp(:third_ts::bigint >> 32);
 SELECT count(*) FROM inventory_changes
