@@ -674,11 +674,11 @@ qleaf_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
  * ------------------------------------------------------------------------
  */
 
+/* A command's round trip and reply size, whether it succeeded or failed. */
 static void
-qleaf_apm_succeeded(const mongoc_apm_command_succeeded_t *event)
+qleaf_apm_count(void *context, const bson_t *reply)
 {
-	QleafConn  *conn = (QleafConn *) mongoc_apm_command_succeeded_get_context(event);
-	const bson_t *reply = mongoc_apm_command_succeeded_get_reply(event);
+	QleafConn  *conn = (QleafConn *) context;
 
 	conn->stats.round_trips++;
 	if (reply)
@@ -686,14 +686,17 @@ qleaf_apm_succeeded(const mongoc_apm_command_succeeded_t *event)
 }
 
 static void
+qleaf_apm_succeeded(const mongoc_apm_command_succeeded_t *event)
+{
+	qleaf_apm_count(mongoc_apm_command_succeeded_get_context(event),
+					mongoc_apm_command_succeeded_get_reply(event));
+}
+
+static void
 qleaf_apm_failed(const mongoc_apm_command_failed_t *event)
 {
-	QleafConn  *conn = (QleafConn *) mongoc_apm_command_failed_get_context(event);
-	const bson_t *reply = mongoc_apm_command_failed_get_reply(event);
-
-	conn->stats.round_trips++;
-	if (reply)
-		conn->stats.bytes_received += reply->len;
+	qleaf_apm_count(mongoc_apm_command_failed_get_context(event),
+					mongoc_apm_command_failed_get_reply(event));
 }
 
 /*
