@@ -78,6 +78,22 @@ static void scan_close_cursor(QleafScan *scan);
 static void scan_open_cursor(QleafScan *scan);
 
 /*
+ * A zeroed QleafScan owned by the new memory context cxt, which releases
+ * the scan's connection and cursor when it is reset or deleted.
+ */
+static QleafScan *
+scan_alloc(MemoryContext cxt)
+{
+	QleafScan  *scan = MemoryContextAllocZero(cxt, sizeof(QleafScan));
+
+	scan->cxt = cxt;
+	scan->cleanup.func = scan_cleanup;
+	scan->cleanup.arg = scan;
+	MemoryContextRegisterResetCallback(cxt, &scan->cleanup);
+	return scan;
+}
+
+/*
  * Prepare a scan of rel running pipeline (a BSON array in a bytea),
  * fetching retrieved_attrs under keys "c<N>" (N = position in the list)
  * or "_id".  The connection is taken at once so that a server that cannot
@@ -89,7 +105,6 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 				 const bytea *pipeline, List *retrieved_attrs, List *fields,
 				 int batch_size, bool null_on_error, MemoryContext parent)
 {
-	MemoryContext cxt;
 	MemoryContext oldcxt;
 	QleafScan  *scan;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -97,15 +112,9 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 	ListCell   *lf;
 	int			i;
 
-	cxt = AllocSetContextCreate(parent, "qleaf_fdw scan",
-								ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(cxt);
-
-	scan = palloc0(sizeof(QleafScan));
-	scan->cxt = cxt;
-	scan->cleanup.func = scan_cleanup;
-	scan->cleanup.arg = scan;
-	MemoryContextRegisterResetCallback(cxt, &scan->cleanup);
+	scan = scan_alloc(AllocSetContextCreate(parent, "qleaf_fdw scan",
+											ALLOCSET_SMALL_SIZES));
+	oldcxt = MemoryContextSwitchTo(scan->cxt);
 
 	scan->server = server;
 	scan->user = user;
@@ -462,30 +471,21 @@ double
 qleaf_estimate_count(ForeignServer *server, UserMapping *user,
 					 const char *database, const char *collection)
 {
-	MemoryContext cxt;
 	QleafScan  *holder;
-	MemoryContext oldcxt;
 	bson_error_t error;
 	int64		count;
 
 	/* a scan with no pipeline owns the connection and collection */
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "qleaf_fdw count",
-								ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(cxt);
-	holder = palloc0(sizeof(QleafScan));
-	holder->cxt = cxt;
-	holder->cleanup.func = scan_cleanup;
-	holder->cleanup.arg = holder;
-	MemoryContextRegisterResetCallback(cxt, &holder->cleanup);
-	MemoryContextSwitchTo(oldcxt);
-
+	holder = scan_alloc(AllocSetContextCreate(CurrentMemoryContext,
+											  "qleaf_fdw count",
+											  ALLOCSET_SMALL_SIZES));
 	holder->conn = qleaf_get_connection(user, server);
 	holder->collection = mongoc_client_get_collection(qleaf_conn_client(holder->conn),
 													  database, collection);
 	count = mongoc_collection_estimated_document_count(holder->collection,
 													   NULL, NULL, NULL,
 													   &error);
-	MemoryContextDelete(cxt);
+	MemoryContextDelete(holder->cxt);
 
 	if (count < 0)
 	{
