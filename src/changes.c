@@ -778,8 +778,6 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 	foreach(lc, scan_clauses)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		const char *reason;
-		QleafShipKind kind;
 		StartKind sk;
 		Expr	   *value;
 
@@ -804,17 +802,8 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 									makeString("the cluster time is compared by PostgreSQL"));
 			continue;
 		}
-		kind = qleaf_classify_expr(root, baserel, ri->clause, &reason);
-		if (kind != QLEAF_SHIP_UNSAFE)
-		{
-			remote_conds = lappend(remote_conds, ri);
-			remote_exprs = lappend(remote_exprs, ri->clause);
-		}
-		if (kind != QLEAF_SHIP_EXACT)
-		{
-			local_exprs = lappend(local_exprs, ri->clause);
-			local_reasons = lappend(local_reasons, makeString(pstrdup(reason)));
-		}
+		qleaf_place_clause(root, baserel, ri, &remote_conds, &remote_exprs,
+						   &local_exprs, &local_reasons);
 	}
 
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,

@@ -2151,6 +2151,33 @@ qleaf_classify_expr(PlannerInfo *root, RelOptInfo *baserel, Expr *expr,
 }
 
 /*
+ * Put a scan clause where qleaf_classify_expr says it belongs: an exact
+ * condition is only shipped (remote_conds, remote_exprs), an unsafe one
+ * only checked by PostgreSQL (local_exprs, with its reason in
+ * local_reasons for EXPLAIN VERBOSE), a lossy one in both.
+ */
+void
+qleaf_place_clause(PlannerInfo *root, RelOptInfo *baserel, RestrictInfo *ri,
+				   List **remote_conds, List **remote_exprs,
+				   List **local_exprs, List **local_reasons)
+{
+	const char *reason;
+	QleafShipKind kind = qleaf_classify_expr(root, baserel, ri->clause,
+											 &reason);
+
+	if (kind != QLEAF_SHIP_UNSAFE)
+	{
+		*remote_conds = lappend(*remote_conds, ri);
+		*remote_exprs = lappend(*remote_exprs, ri->clause);
+	}
+	if (kind != QLEAF_SHIP_EXACT)
+	{
+		*local_exprs = lappend(*local_exprs, ri->clause);
+		*local_reasons = lappend(*local_reasons, makeString(pstrdup(reason)));
+	}
+}
+
+/*
  * Split the restriction clauses of a foreign base relation into those
  * the pipeline evaluates (remote_conds) and those checked locally
  * (local_conds).  A lossy condition is in both.

@@ -136,6 +136,10 @@ extern bool qleaf_is_foreign_expr(PlannerInfo *root, RelOptInfo *baserel,
 extern QleafShipKind qleaf_classify_expr(PlannerInfo *root,
 										 RelOptInfo *baserel, Expr *expr,
 										 const char **reason);
+extern void qleaf_place_clause(PlannerInfo *root, RelOptInfo *baserel,
+							   RestrictInfo *ri, List **remote_conds,
+							   List **remote_exprs, List **local_exprs,
+							   List **local_reasons);
 extern void qleaf_check_column_mapping(Relation rel, AttrNumber attnum,
 									   const char *field);
 extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
