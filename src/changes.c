@@ -567,16 +567,6 @@ start_rank(StartKind kind)
 	return 0;
 }
 
-static bytea *
-bson_to_bytea(const bson_t *b)
-{
-	bytea	   *result = palloc(VARHDRSZ + b->len);
-
-	SET_VARSIZE(result, VARHDRSZ + b->len);
-	memcpy(VARDATA(result), bson_get_data(b), b->len);
-	return result;
-}
-
 /*
  * The stages after $changeStream: deparse.c's [$match?, $project] with
  * two changes.  A shipped $match lets invalidate events through, so the
@@ -679,7 +669,7 @@ adapt_pipeline(const bytea *pipeline, bool extract)
 			bson_append_iter(&outstage, NULL, 0, &stage);
 		bson_append_document_end(out, &outstage);
 	}
-	return bson_to_bytea(out);
+	return qleaf_bson_to_bytea(out);
 }
 
 /*
@@ -865,7 +855,7 @@ qleaf_changes_plan(PlannerInfo *root, RelOptInfo *baserel, List *tlist,
 						  makeString(pstrdup(copts.collection ? copts.collection : "")));
 	fdw_private = lappend(fdw_private,
 						  makeConst(BYTEAOID, -1, InvalidOid, -1,
-									PointerGetDatum(bson_to_bytea(stream_opts)),
+									PointerGetDatum(qleaf_bson_to_bytea(stream_opts)),
 									false, false));
 	fdw_private = lappend(fdw_private, makeString(pstrdup(json.data + 1)));
 	fdw_private = lappend(fdw_private, makeInteger(start_kind));

@@ -84,7 +84,6 @@ typedef struct FetchedColumn
 static List *fetched_columns(Relation rel, Bitmapset *attrs_used,
 							 bool all_columns);
 static void append_project(bson_t *stages, const char *key, List *columns);
-static bytea *pipeline_to_bytea(const bson_t *stages);
 
 /*
  * The leaves of a $match: one column (or jsonb path) compared with one
@@ -2392,7 +2391,7 @@ qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 	 * the caller's context may be that very memory, so it is not reset
 	 * here.
 	 */
-	result = pipeline_to_bytea(out);
+	result = qleaf_bson_to_bytea(out);
 	MemoryContextDelete(cxt);
 	return result;
 }
@@ -2499,13 +2498,14 @@ append_project(bson_t *stages, const char *key, List *columns)
 	bson_append_document_end(stages, &stage);
 }
 
-static bytea *
-pipeline_to_bytea(const bson_t *stages)
+/* A copy of a BSON document in a bytea, as a plan's private list holds it. */
+bytea *
+qleaf_bson_to_bytea(const bson_t *b)
 {
-	bytea	   *result = palloc(VARHDRSZ + stages->len);
+	bytea	   *result = palloc(VARHDRSZ + b->len);
 
-	SET_VARSIZE(result, VARHDRSZ + stages->len);
-	memcpy(VARDATA(result), bson_get_data(stages), stages->len);
+	SET_VARSIZE(result, VARHDRSZ + b->len);
+	memcpy(VARDATA(result), bson_get_data(b), b->len);
 	return result;
 }
 
@@ -2555,7 +2555,7 @@ qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel, Relation rel,
 	snprintf(key, sizeof(key), "%d", nstages++);
 	append_project(stages, key, columns);
 
-	return pipeline_to_bytea(stages);
+	return qleaf_bson_to_bytea(stages);
 }
 
 /*
@@ -2582,7 +2582,7 @@ qleaf_build_sample_pipeline(Relation rel, int targrows,
 	bson_append_document_end(stages, &stage);
 	append_project(stages, "1", columns);
 
-	return pipeline_to_bytea(stages);
+	return qleaf_bson_to_bytea(stages);
 }
 
 /* EquivalenceClass members that are columns of the scanned relation */

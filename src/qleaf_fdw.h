@@ -147,6 +147,7 @@ extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
 								   List *remote_conds,
 								   List **retrieved_attrs, List **fields,
 								   List **param_exprs);
+extern bytea *qleaf_bson_to_bytea(const bson_t *b);
 extern bytea *qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 								  ExprContext *econtext);
 extern List *qleaf_pushable_join_clauses(PlannerInfo *root,
