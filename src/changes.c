@@ -568,13 +568,6 @@ start_rank(StartKind kind)
 }
 
 /*
- * The stages after $changeStream: deparse.c's [$match?, $project] with
- * two changes.  A shipped $match lets invalidate events through, so the
- * scan sees the end of the stream; the projection adds the operation
- * type, by which the scan recognizes an invalidate.  With extract, the
- * projection is left out (see event_field_safe).
- */
-/*
  * Can the scan read field from the event itself, with the same result as
  * the projection's "$field"?  Yes when the path cannot cross an array:
  * one name, or a path through the event's own structure (_id, ns, to,
@@ -604,6 +597,13 @@ event_field_safe(const char *field)
 	return false;
 }
 
+/*
+ * The stages after $changeStream: deparse.c's [$match?, $project] with
+ * two changes.  A shipped $match lets invalidate events through, so the
+ * scan sees the end of the stream; the projection adds the operation
+ * type, by which the scan recognizes an invalidate.  With extract, the
+ * projection is left out (see event_field_safe).
+ */
 static bytea *
 adapt_pipeline(const bytea *pipeline, bool extract)
 {
