@@ -779,6 +779,20 @@ def _docs_arg(ctx, key):
     return v, [None] * len(v)
 
 
+def _write_error_or_raise(i, e):
+    """The writeErrors entry for statement i; WriteConflict is a command
+    error in mongod, not a write error, so it propagates."""
+    if e.code == E.WRITE_CONFLICT[0]:
+        raise e
+    return _write_error(i, e)
+
+
+def _with_write_errors(reply, errors):
+    if errors:
+        reply["writeErrors"] = errors
+    return reply
+
+
 def cmd_insert(ctx):
     name = _coll_name(ctx)
     docs, raws = _docs_arg(ctx, "documents")
@@ -818,15 +832,11 @@ def cmd_insert(ctx):
                   "key": {"_id": _id}, "doc": doc, "preImages": pre})
             n += 1
         except CommandError as e:
-            if e.code == E.WRITE_CONFLICT[0]:
-                raise             # a command error in mongod, not a write error
-            errors.append(_write_error(i, e))
+            errors.append(_write_error_or_raise(i, e))
             if ordered:
                 break
     reply = {"n": n, "ok": 1.0}
-    if errors:
-        reply["writeErrors"] = errors
-    return reply
+    return _with_write_errors(reply, errors)
 
 
 def _modify(ctx, c, pair, new_doc, pre_flag):
@@ -963,17 +973,13 @@ def cmd_update(ctx):
                 n += 1
                 upserted.append({"index": i, "_id": doc["_id"]})
         except CommandError as e:
-            if e.code == E.WRITE_CONFLICT[0]:
-                raise             # a command error in mongod, not a write error
-            errors.append(_write_error(i, e))
+            errors.append(_write_error_or_raise(i, e))
             if ordered:
                 break
     reply = {"n": n, "nModified": modified, "ok": 1.0}
     if upserted:
         reply["upserted"] = upserted
-    if errors:
-        reply["writeErrors"] = errors
-    return reply
+    return _with_write_errors(reply, errors)
 
 
 def cmd_delete(ctx):
@@ -1006,15 +1012,11 @@ def cmd_delete(ctx):
                                      preImages=pre))
                 n += 1
         except CommandError as e:
-            if e.code == E.WRITE_CONFLICT[0]:
-                raise             # a command error in mongod, not a write error
-            errors.append(_write_error(i, e))
+            errors.append(_write_error_or_raise(i, e))
             if ordered:
                 break
     reply = {"n": n, "ok": 1.0}
-    if errors:
-        reply["writeErrors"] = errors
-    return reply
+    return _with_write_errors(reply, errors)
 
 
 def cmd_find_and_modify(ctx):

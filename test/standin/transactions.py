@@ -28,7 +28,24 @@ def lsid_key(lsid):
     return bytes(lsid["id"])
 
 
-class StoreView:
+class _View:
+    """What StoreView and TxnView share: creating on first use and logging."""
+
+    def ensure(self, db, coll):
+        c = self.get(db, coll)
+        if c is None:
+            c = self.create(db, coll)
+        return c
+
+    def emit(self, entry):
+        self.entries.append(entry)
+
+    def _log_create(self, db, coll, options):
+        self.entries.append({"op": "create", "db": db, "coll": coll,
+                             "options": dict(options or {})})
+
+
+class StoreView(_View):
     """Collections as everyone sees them; writes land in the store."""
 
     txn = None
@@ -45,18 +62,8 @@ class StoreView:
 
     def create(self, db, coll, options=None):
         c = self.store.create(db, coll, options)
-        self.entries.append({"op": "create", "db": db, "coll": coll,
-                             "options": dict(options or {})})
+        self._log_create(db, coll, options)
         return c
-
-    def ensure(self, db, coll):
-        c = self.get(db, coll)
-        if c is None:
-            c = self.create(db, coll)
-        return c
-
-    def emit(self, entry):
-        self.entries.append(entry)
 
     def before_write(self, coll, key):
         pass
@@ -100,7 +107,7 @@ class Transaction:
         return out
 
 
-class TxnView:
+class TxnView(_View):
     """Collections as a transaction sees them; writes stay private."""
 
     def __init__(self, store, txn):
@@ -122,18 +129,8 @@ class TxnView:
                                "Collection %s.%s already exists." % (db, coll))
         c = Collection(db, coll, options)
         self.txn.shadows[(db, coll)] = c
-        self.entries.append({"op": "create", "db": db, "coll": coll,
-                             "options": dict(options or {})})
+        self._log_create(db, coll, options)
         return c
-
-    def ensure(self, db, coll):
-        c = self.get(db, coll)
-        if c is None:
-            c = self.create(db, coll)
-        return c
-
-    def emit(self, entry):
-        self.entries.append(entry)
 
     def before_write(self, coll, key):
         """WriteConflict (112) when another open transaction wrote this
