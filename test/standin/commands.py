@@ -1113,6 +1113,9 @@ def cmd_find(ctx):
     if limit < 0:
         limit = -limit
         single = True
+    if ctx.db == "local":
+        return _find_local(ctx, name, flt, proj_spec, sort, skip, limit, batch_size,
+                           single)
     c = ctx.view.get(ctx.db, name)
     _check_hint(c, body.get("hint"))
     _check_collation(body.get("collation"))
@@ -1132,6 +1135,27 @@ def cmd_find(ctx):
     if single and batch_size is None and limit:
         batch_size = limit
     return _cursor_reply(ctx, "%s.%s" % (ctx.db, name), pairs, to_raw, batch_size,
+                         single_batch=single)
+
+
+def _find_local(ctx, name, flt, proj_spec, sort, skip, limit, batch_size, single):
+    """find in the "local" database: oplog.rs is the oplog (oplogview.py),
+    any other collection is empty."""
+    from . import oplogview
+    docs = oplogview.find(ctx.server, flt, sort) if name == "oplog.rs" else []
+    if skip:
+        docs = docs[skip:]
+    if limit:
+        docs = docs[:limit]
+    proj = storage.find_projector(proj_spec) if proj_spec else None
+    if proj is not None:
+        def to_raw(d, proj=proj):
+            return wire.encode(proj(d))
+    else:
+        to_raw = wire.encode
+    if single and batch_size is None and limit:
+        batch_size = limit
+    return _cursor_reply(ctx, "local.%s" % name, docs, to_raw, batch_size,
                          single_batch=single)
 
 
