@@ -53,9 +53,11 @@ def _diff(entry):
     doc = entry.get("doc") or {}
     upd = entry.get("upd") or {}
     tops = []
-    for path in list(upd.get("updatedFields") or {}) + list(upd.get("removedFields") or []) \
-            + list(upd.get("truncatedArrays") or []):
-        top = path.split(".", 1)[0]
+    paths = list(upd.get("updatedFields") or {}) + list(upd.get("removedFields") or [])
+    paths += [t.get("field", "") for t in upd.get("truncatedArrays") or []
+              if isinstance(t, dict)]
+    for path in paths:
+        top = str(path).split(".", 1)[0]
         if top not in tops:
             tops.append(top)
     diff = {}

@@ -129,3 +129,18 @@ def test_trimmed_oplog_starts_at_the_oldest_kept_entry(standin):
 
 def test_other_local_collections_are_empty(client):
     assert list(client.local["qleaf_no_such_collection"].find()) == []
+
+
+@pytest.mark.standin_only
+def test_update_of_arrays_and_removals(db, client):
+    """The stand-in's coarse diff: whole top-level fields (mongod would
+    write sub-diffs with the same effect)."""
+    db.create_collection("c")
+    db.c.insert_one({"_id": 1, "arr": [1, 2, 3], "gone": 1, "n": {"a": 1}})
+    since = last_ts(client)
+    db.c.update_one({"_id": 1}, [{"$set": {"arr": [1], "n.b": 2}},
+                                 {"$unset": "gone"}])
+    (upd,) = ns_entries(client, "%s.c" % db.name, since)
+    diff = upd["o"]["diff"]
+    assert diff["u"] == {"arr": [1], "n": {"a": 1, "b": 2}}
+    assert diff["d"] == {"gone": False}
