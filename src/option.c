@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <math.h>
 
 #include "qleaf_fdw.h"
 
@@ -27,6 +28,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/varlena.h"
 
@@ -43,6 +45,8 @@ static const QleafOption valid_options[] = {
 	{"uri", ForeignServerRelationId},
 	{"database", ForeignServerRelationId},
 	{"batch_size", ForeignServerRelationId},
+	{"fdw_startup_cost", ForeignServerRelationId},
+	{"fdw_tuple_cost", ForeignServerRelationId},
 	/* user mappings */
 	{"username", UserMappingRelationId},
 	{"password", UserMappingRelationId},
@@ -54,6 +58,8 @@ static const QleafOption valid_options[] = {
 	{"database", ForeignTableRelationId},
 	{"batch_size", ForeignTableRelationId},
 	{"on_conversion_error", ForeignTableRelationId},
+	{"fdw_startup_cost", ForeignTableRelationId},
+	{"fdw_tuple_cost", ForeignTableRelationId},
 	{"changes", ForeignTableRelationId},
 	{"full_document", ForeignTableRelationId},
 	{"full_document_before_change", ForeignTableRelationId},
@@ -76,6 +82,7 @@ static void validate_uri(const char *value);
 static void validate_name(const char *option, const char *value);
 static int	validate_batch_size(const char *value);
 static bool parse_on_conversion_error(const char *value);
+static double validate_cost(const char *option, const char *value);
 static const char *field_path_problem(const char *path);
 
 /*
@@ -108,6 +115,9 @@ qleaf_fdw_validator(PG_FUNCTION_ARGS)
 			(void) validate_batch_size(defGetString(def));
 		else if (strcmp(name, "on_conversion_error") == 0)
 			(void) parse_on_conversion_error(defGetString(def));
+		else if (strcmp(name, "fdw_startup_cost") == 0 ||
+				 strcmp(name, "fdw_tuple_cost") == 0)
+			(void) validate_cost(name, defGetString(def));
 		else if (strcmp(name, "changes") == 0)
 			(void) defGetBoolean(def);
 		else if (strcmp(name, "auth_mechanism") == 0)
@@ -291,6 +301,20 @@ validate_batch_size(const char *value)
 	return (int) n;
 }
 
+/* a cost option: a finite number, 0 or more */
+static double
+validate_cost(const char *option, const char *value)
+{
+	double		d;
+
+	if (!parse_real(value, &d, 0, NULL) || isnan(d) || isinf(d) || d < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", option, value),
+				 errdetail("A cost must be a number, 0 or more.")));
+	return d;
+}
+
 /* true for 'null', false for 'error' */
 static bool
 parse_on_conversion_error(const char *value)
@@ -386,6 +410,8 @@ qleaf_get_table_options(ForeignTable *table, ForeignServer *server,
 	ListCell   *lc;
 
 	memset(opts, 0, sizeof(*opts));
+	opts->fdw_startup_cost = QLEAF_DEFAULT_STARTUP_COST;
+	opts->fdw_tuple_cost = QLEAF_DEFAULT_TUPLE_COST;
 
 	foreach(lc, server->options)
 	{
@@ -395,6 +421,10 @@ qleaf_get_table_options(ForeignTable *table, ForeignServer *server,
 			opts->database = defGetString(def);
 		else if (strcmp(def->defname, "batch_size") == 0)
 			opts->batch_size = validate_batch_size(defGetString(def));
+		else if (strcmp(def->defname, "fdw_startup_cost") == 0)
+			opts->fdw_startup_cost = validate_cost(def->defname, defGetString(def));
+		else if (strcmp(def->defname, "fdw_tuple_cost") == 0)
+			opts->fdw_tuple_cost = validate_cost(def->defname, defGetString(def));
 	}
 
 	foreach(lc, table->options)
@@ -409,6 +439,10 @@ qleaf_get_table_options(ForeignTable *table, ForeignServer *server,
 			opts->batch_size = validate_batch_size(defGetString(def));
 		else if (strcmp(def->defname, "on_conversion_error") == 0)
 			opts->null_on_error = parse_on_conversion_error(defGetString(def));
+		else if (strcmp(def->defname, "fdw_startup_cost") == 0)
+			opts->fdw_startup_cost = validate_cost(def->defname, defGetString(def));
+		else if (strcmp(def->defname, "fdw_tuple_cost") == 0)
+			opts->fdw_tuple_cost = validate_cost(def->defname, defGetString(def));
 	}
 
 	if (opts->collection == NULL)

@@ -5,9 +5,9 @@
  *
  * This file holds _PG_init, the handler and the FDW callbacks.  Planning
  * splits the conditions (deparse.c decides what MongoDB may evaluate),
- * estimates sizes from ANALYZE statistics or the server's own document
- * count, and stores the pipeline in the plan's fdw_private list.  The
- * executor side (scan.c) runs that pipeline.
+ * has costs.c estimate sizes and costs, and stores the pipeline in the
+ * plan's fdw_private list.  The executor side (scan.c) runs that
+ * pipeline.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,11 +38,6 @@
 #include "utils/rel.h"
 
 PG_MODULE_MAGIC;
-
-/* Cost of starting a scan: a round trip and the server's first batch. */
-#define QLEAF_STARTUP_COST		100.0
-/* Cost of receiving and decoding one document, on top of cpu_tuple_cost. */
-#define QLEAF_DOCUMENT_COST		0.01
 
 /* GUCs */
 int			qleaf_batch_size = 0;
@@ -205,9 +200,6 @@ qleafGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	QleafRelInfo *fpinfo;
 	Oid			userid;
 	ListCell   *lc;
-	double		ntuples;
-	Selectivity sel;
-	QualCost	local_cost;
 
 	fpinfo = palloc0(sizeof(QleafRelInfo));
 	baserel->fdw_private = fpinfo;
@@ -238,35 +230,7 @@ qleafGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 					   &fpinfo->attrs_used);
 	}
 
-	/*
-	 * Documents in the collection: from ANALYZE if it ran (reltuples is -1
-	 * until then), else the server's estimatedDocumentCount, which reads
-	 * metadata only, else a default.
-	 */
-	if (baserel->tuples >= 0)
-		ntuples = baserel->tuples;
-	else
-	{
-		ntuples = qleaf_estimate_count(fpinfo->server, fpinfo->user,
-									   fpinfo->opts.database,
-									   fpinfo->opts.collection);
-		if (ntuples < 0)
-			ntuples = QLEAF_DEFAULT_ROWS;
-		baserel->tuples = ntuples;
-	}
-
-	sel = clauselist_selectivity(root, baserel->baserestrictinfo, 0,
-								 JOIN_INNER, NULL);
-	fpinfo->rows = clamp_row_est(ntuples * sel);
-	fpinfo->width = baserel->reltarget->width;
-	baserel->rows = fpinfo->rows;
-
-	cost_qual_eval(&local_cost, fpinfo->local_conds, root);
-	fpinfo->startup_cost = QLEAF_STARTUP_COST + local_cost.startup +
-		baserel->reltarget->cost.startup;
-	fpinfo->total_cost = fpinfo->startup_cost +
-		ntuples * (cpu_tuple_cost + QLEAF_DOCUMENT_COST + local_cost.per_tuple) +
-		fpinfo->rows * baserel->reltarget->cost.per_tuple;
+	qleaf_estimate_rel_size(root, baserel, fpinfo);
 }
 
 static void
@@ -299,17 +263,18 @@ qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 		Relids		required_outer;
 		ParamPathInfo *ppi;
 		double		rows;
+		Cost		startup_cost;
+		Cost		total_cost;
 
 		required_outer = bms_union(ri->clause_relids, baserel->lateral_relids);
 		required_outer = bms_del_member(required_outer, baserel->relid);
 		if (bms_is_empty(required_outer))
 			continue;
 		ppi = get_baserel_parampathinfo(root, baserel, required_outer);
-		rows = ppi->ppi_rows;
+		qleaf_estimate_param_path(root, baserel, ppi, &rows,
+								  &startup_cost, &total_cost);
 		path = create_foreignscan_path(root, baserel, NULL, rows,
-									   QLEAF_STARTUP_COST,
-									   QLEAF_STARTUP_COST +
-									   rows * (cpu_tuple_cost + QLEAF_DOCUMENT_COST),
+									   startup_cost, total_cost,
 									   NIL, required_outer, NULL, NIL);
 		add_path(baserel, (Path *) path);
 	}
@@ -658,8 +623,8 @@ qleaf_acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	count = nrows;
 	if (nrows >= targrows)
 	{
-		count = qleaf_estimate_count(server, user, opts.database,
-									 opts.collection);
+		count = qleaf_collection_count(server, user, opts.database,
+									   opts.collection);
 		if (count < nrows)
 			count = nrows;
 	}

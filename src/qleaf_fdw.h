@@ -39,7 +39,13 @@ typedef struct QleafTableOptions
 	char	   *collection;		/* default: the table's name */
 	int			batch_size;		/* documents per round trip, 0 = GUC */
 	bool		null_on_error;	/* on_conversion_error 'null' */
+	double		fdw_startup_cost;	/* cost of a round trip */
+	double		fdw_tuple_cost; /* cost of a document received */
 } QleafTableOptions;
+
+/* Defaults of the options fdw_startup_cost and fdw_tuple_cost. */
+#define QLEAF_DEFAULT_STARTUP_COST	100.0
+#define QLEAF_DEFAULT_TUPLE_COST	0.01
 
 /*
  * Planner state of one foreign base relation, kept in
@@ -60,9 +66,16 @@ typedef struct QleafRelInfo
 	Bitmapset  *attrs_used;
 
 	double		rows;			/* estimated rows after all quals */
+	double		retrieved_rows; /* documents MongoDB sends */
 	int			width;			/* estimated row width */
 	Cost		startup_cost;
 	Cost		total_cost;
+
+	/* from costs.c */
+	double		fdw_startup_cost;
+	double		fdw_tuple_cost;
+	double		avg_size;		/* server's average document size, or 0 */
+	List	   *index_keys;		/* String: leading field of each index */
 } QleafRelInfo;
 
 /*
@@ -200,9 +213,29 @@ extern void qleaf_scan_rescan(QleafScan *scan);
 extern void qleaf_scan_set_pipeline(QleafScan *scan, const bytea *pipeline);
 extern void qleaf_scan_end(QleafScan *scan);
 extern const QleafScanCounters *qleaf_scan_counters(QleafScan *scan);
-extern double qleaf_estimate_count(ForeignServer *server, UserMapping *user,
-								   const char *database,
-								   const char *collection);
+
+/* in costs.c */
+typedef struct QleafRemote QleafRemote;
+
+extern void qleaf_estimate_rel_size(PlannerInfo *root, RelOptInfo *baserel,
+									QleafRelInfo *fpinfo);
+extern void qleaf_estimate_param_path(PlannerInfo *root, RelOptInfo *baserel,
+									  ParamPathInfo *ppi, double *rows,
+									  Cost *startup_cost, Cost *total_cost);
+extern double qleaf_collection_count(ForeignServer *server, UserMapping *user,
+									 const char *database,
+									 const char *collection);
+extern QleafRemote *qleaf_remote_open(ForeignServer *server, UserMapping *user,
+									  const char *database,
+									  const char *collection);
+extern void qleaf_remote_close(QleafRemote *r);
+extern mongoc_client_t *qleaf_remote_client(QleafRemote *r);
+extern QleafConn *qleaf_remote_conn(QleafRemote *r);
+extern mongoc_database_t *qleaf_remote_database(QleafRemote *r);
+extern mongoc_collection_t *qleaf_remote_collection(QleafRemote *r);
+extern void qleaf_remote_set_cursor(QleafRemote *r, mongoc_cursor_t *cursor);
+extern const bson_t *qleaf_remote_next(QleafRemote *r, int elevel,
+									   const char *what, bool *failed);
 
 /* in changes.c */
 struct ExplainState;
