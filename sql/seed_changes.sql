@@ -40,7 +40,7 @@ CREATE FOREIGN TABLE user_activities (_id text, session_id text)
   SERVER seed_srv OPTIONS (collection 'user_activities');
 
 CREATE TABLE scenario_start (cluster_timestamp bigint NOT NULL);
-\set start `/usr/bin/python3 test/traffic.py --db qleaf_regress_seed --seed 20 --events 600 --anchor 2026-05-01T10:00:00Z --print-start`
+\set start `/usr/bin/python3 test/traffic.py --db qleaf_regress_seed --seed 19 --events 600 --anchor 2026-05-01T10:00:00Z --print-start`
 INSERT INTO scenario_start VALUES (:start);
 
 CREATE VIEW shop_events AS

@@ -232,17 +232,99 @@ SELECT sku, name, stock_level FROM inventory WHERE sku = 'SKU-0001';
 SELECT * FROM qleaf_fdw_get_connections();
 
 -- ======================================================================
--- 7. Change streams as SQL
+-- 7. Live traffic, read as change events
+-- ======================================================================
+-- A changes table reads a change stream as rows.  Without a collection it
+-- follows the whole database; pre-images (the document before the change)
+-- come from the collections that keep them (inventory).
+CREATE FOREIGN TABLE shop_changes (
+  resume_token   text COLLATE "C",
+  operation_type text,
+  collection     text,
+  document_key   jsonb,
+  full_document  jsonb,
+  full_document_before_change jsonb,
+  updated_fields jsonb,
+  cluster_time   timestamptz,
+  cluster_timestamp bigint
+) SERVER shop OPTIONS (changes 'true', full_document 'updateLookup',
+                       full_document_before_change 'whenAvailable');
+
+-- test/traffic.py plays the shop's services: sessions, orders and their
+-- checkout sagas, stock moves, user aggregates.  It prints the server's
+-- time before its first write; the scenarios read the events after it.
+\set start `/usr/bin/python3 test/traffic.py --db shop --seed 1 --events 1500 --print-start`
+CREATE TABLE scenario_start AS SELECT :start::bigint AS cluster_timestamp;
+CREATE VIEW shop_events AS
+SELECT resume_token, operation_type, collection, document_key, full_document,
+       full_document_before_change, updated_fields, cluster_time,
+       cluster_timestamp
+FROM shop_changes
+WHERE cluster_timestamp > (SELECT cluster_timestamp FROM scenario_start);
+
+-- What the services wrote, as the change stream tells it.
+SELECT collection, operation_type, count(*) AS events
+FROM shop_events GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- The scenarios are plain views over shop_events: test/seed_scenarios.sql
+-- defines inventory_alerts, user_sessions, order_stages,
+-- order_current_stage, saga_progress, saga_health and the materialized view
+-- user_profiles.
+\set ECHO none
+\set QUIET on
+\i test/seed_scenarios.sql
+\set QUIET off
+\set ECHO all
+
+-- Inventory alerts, from the stock level before and after each change.
+SELECT sku, name, stock_before, stock, alert, severity, message
+FROM inventory_alerts ORDER BY cluster_timestamp DESC LIMIT 8;
+SELECT alert, severity, count(*) AS alerts
+FROM inventory_alerts GROUP BY 1, 2 ORDER BY 1;
+
+-- User sessions per 5-minute window, with an engagement level.
+SELECT engagement_level, count(*) AS session_windows,
+       count(*) FILTER (WHERE converted) AS with_purchase,
+       round(avg(activities), 1) AS avg_activities
+FROM user_sessions GROUP BY 1 ORDER BY 2 DESC;
+SELECT user_id, session_id, time_window, activities, clicks, purchases,
+       duration, engagement_level
+FROM user_sessions WHERE engagement_level IN ('engaged', 'highly_engaged')
+ORDER BY first_at DESC LIMIT 5;
+
+-- Order events as order stages: the funnel, and where orders stand now.
+SELECT stage, count(DISTINCT order_id) AS orders
+FROM order_stages GROUP BY 1
+ORDER BY array_position(ARRAY['pending', 'confirmed', 'in_transit',
+                              'completed', 'cancelled', 'refunded'], stage);
+SELECT stage, count(*) AS orders FROM order_current_stage GROUP BY 1 ORDER BY 2 DESC;
+
+-- Checkout sagas: health, and the ones that need a person.
+SELECT * FROM saga_health;
+SELECT saga_id, status, current_step, progress_pct, duration, error
+FROM saga_progress WHERE status_category IN ('error', 'warning')
+ORDER BY saga_id LIMIT 5;
+
+-- The event-sourced user profile: the latest version of each user
+-- aggregate, a CQRS read model as a materialized view.
+REFRESH MATERIALIZED VIEW user_profiles;
+SELECT user_segment, count(*) AS users, sum(total_orders) AS orders,
+       sum(lifetime_value) AS lifetime_value
+FROM user_profiles GROUP BY 1 ORDER BY 1;
+SELECT user_id, version, full_name, subscription_status, total_orders,
+       lifetime_value, user_segment
+FROM user_profiles ORDER BY lifetime_value DESC, user_id LIMIT 5;
+
+-- ======================================================================
+-- 8. Streams: a background worker keeps the events
 -- ======================================================================
 \set ECHO none
 \if :have_streams
 \set ECHO all
--- A background worker follows the inventory collection's change stream,
--- stores every event and notifies the channel.
 SELECT qleaf.create_stream('inventory', server => 'shop',
                            collection => 'inventory',
                            channel => 'inventory_events');
 \set ECHO none
 \else
-\echo '-- not in this build yet: change streams (the changes table, qleaf.create_stream, LISTEN/NOTIFY)'
+\echo '-- not in this build yet: the stream worker (qleaf.create_stream, qleaf.event_store, NOTIFY, qleaf.stream_status)'
 \endif

@@ -219,7 +219,13 @@ class Shop:
                                "target": rnd.choice(["banner", "product",
                                                      "filter", "review"])})
             elif roll < 0.96:
-                sku = rnd.choices(self.skus, self.weights)[0]
+                deals = [k for k in self.skus
+                         if 0 < self.stock[k][0] <= 2 * self.stock[k][1]]
+                if deals and rnd.random() < 0.3:
+                    # the last units are on sale: they go first
+                    sku = rnd.choice(deals)
+                else:
+                    sku = rnd.choices(self.skus, self.weights)[0]
                 session["cart"].append(sku)
                 self.activity(t, session, "add_to_cart",
                               {"sku": sku,
