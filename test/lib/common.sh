@@ -9,7 +9,8 @@
 #   qleaf_copy_tree           the source tree (tracked + untracked files that
 #                             are not ignored) into $QLEAF_BUILD, owned by the
 #                             run user
-#   qleaf_build               make as the run user, make install as root
+#   qleaf_build               make and make install, as the run user, into a
+#                             private copy of PostgreSQL in the temp dir
 #   qleaf_start_mongo         QLEAF_MONGODB_URI if the caller set it, else a
 #                             stand-in on a free port, waited for by its
 #                             `ready` line
@@ -28,8 +29,8 @@
 # - PostgreSQL refuses to run as root.  As root, everything that runs
 #   PostgreSQL code or tests runs as an unprivileged user ($QLEAF_USER,
 #   postgres by default) on a private copy of the tree, so the clone itself
-#   may stay unreadable to that user.  Only apt-get and make install run as
-#   root.  Not root: all of it runs as the current user.
+#   may stay unreadable to that user.  Only apt-get runs as root.  Not
+#   root: all of it runs as the current user.
 # - Every process we start is ended by id: the stand-in by its pid, clusters
 #   through their postmaster.pid, whole suites by their own session id, and
 #   a final sweep ends any process whose working directory lies in our temp
@@ -248,8 +249,18 @@ qleaf_copy_tree() {
 
 # Returns 0 when built and installed, 1 when there is no Makefile yet,
 # 2 when the build or the install failed.
+#
+# The extension is not installed into PostgreSQL's own directories, which
+# every cluster on the machine shares (two runs from different trees would
+# load each other's library, and installing there needs root).  Instead
+# each run gets a private PostgreSQL under $QLEAF_TMP/pg: PostgreSQL finds
+# its share and library directories relative to its own executables, so a
+# copy of the programs beside a tree of symlinks to the share and library
+# files is a complete installation, and "make install DESTDIR=..." puts the
+# extension into it.  QLEAF_PG_BINDIR, QLEAF_PG_CONFIG and PATH then name
+# the private copy for everything that follows (clusters, pg_regress, TAP).
 qleaf_build() {
-	local log=$QLEAF_TMP/logs/build.log pkglibdir
+	local log=$QLEAF_TMP/logs/build.log
 
 	if [ ! -f "$QLEAF_BUILD/Makefile" ]; then
 		qleaf_say "no Makefile in the tree: the extension is not built"
@@ -262,22 +273,52 @@ qleaf_build() {
 		qleaf_warn "make failed (full log above: $log)"
 		return 2
 	fi
-	qleaf_say "make install"
-	pkglibdir=$("$QLEAF_PG_CONFIG" --pkglibdir)
-	if [ -n "$QLEAF_ROOT" ]; then
-		make -C "$QLEAF_BUILD" PG_CONFIG="$QLEAF_PG_CONFIG" install \
-			>>"$log" 2>&1 || { tail -n 30 "$log"; qleaf_warn "make install failed"; return 2; }
-	elif [ -w "$pkglibdir" ]; then
-		make -C "$QLEAF_BUILD" PG_CONFIG="$QLEAF_PG_CONFIG" install \
-			>>"$log" 2>&1 || { tail -n 30 "$log"; qleaf_warn "make install failed"; return 2; }
-	elif sudo -n true 2>/dev/null; then
-		qleaf_say "(make install needs root: using sudo)"
-		sudo -n make -C "$QLEAF_BUILD" PG_CONFIG="$QLEAF_PG_CONFIG" install \
-			>>"$log" 2>&1 || { tail -n 30 "$log"; qleaf_warn "sudo make install failed"; return 2; }
-	else
-		qleaf_warn "make install needs root to write into $pkglibdir: run this script as root, or run 'sudo make -C $QLEAF_BUILD PG_CONFIG=$QLEAF_PG_CONFIG install' (sudo is not available without a password here)"
+	qleaf_private_postgres || return 2
+	qleaf_say "make install into $QLEAF_PG_ROOT"
+	if ! "${QLEAF_AS_USER[@]}" make -C "$QLEAF_BUILD" PG_CONFIG="$QLEAF_SYS_PG_CONFIG" \
+		DESTDIR="$QLEAF_PG_ROOT" install >>"$log" 2>&1; then
+		tail -n 30 "$log"
+		qleaf_warn "make install failed"
 		return 2
 	fi
+	return 0
+}
+
+# The private PostgreSQL (see qleaf_build), made as the run user.
+QLEAF_SYS_PG_BINDIR=$QLEAF_PG_BINDIR
+QLEAF_SYS_PG_CONFIG=$QLEAF_PG_CONFIG
+QLEAF_PG_ROOT=
+qleaf_private_postgres() {
+	local root=$QLEAF_TMP/pg bindir sharedir pkglibdir d got
+	bindir=$QLEAF_SYS_PG_BINDIR
+	sharedir=$("$QLEAF_SYS_PG_CONFIG" --sharedir)
+	pkglibdir=$("$QLEAF_SYS_PG_CONFIG" --pkglibdir)
+	mkdir -p "$root"
+	[ -n "$QLEAF_ROOT" ] && chown "$QLEAF_USER:" "$root"
+	# Programs are copied (PostgreSQL resolves symlinks to find itself);
+	# share and library files are symlinked, less any qleaf_fdw files a
+	# system-wide install left there.
+	if ! "${QLEAF_AS_USER[@]}" sh -e -c '
+		root=$1 bindir=$2 sharedir=$3 pkglibdir=$4
+		mkdir -p "$root$(dirname "$bindir")" "$root$(dirname "$sharedir")" "$root$(dirname "$pkglibdir")"
+		cp -a "$bindir" "$root$bindir"
+		cp -rs "$sharedir" "$root$sharedir"
+		cp -rs "$pkglibdir" "$root$pkglibdir"
+		rm -rf "$root$pkglibdir"/qleaf_fdw.so "$root$pkglibdir"/bitcode/qleaf_fdw* \
+			"$root$pkglibdir"/bitcode/qleaf_fdw "$root$sharedir"/extension/qleaf_fdw*
+	' sh "$root" "$bindir" "$sharedir" "$pkglibdir" >>"$QLEAF_TMP/logs/build.log" 2>&1; then
+		qleaf_warn "could not make a private copy of PostgreSQL under $root (see $QLEAF_TMP/logs/build.log)"
+		return 1
+	fi
+	got=$("$root$bindir/pg_config" --sharedir 2>/dev/null)
+	if [ "$got" != "$root$sharedir" ]; then
+		qleaf_warn "PostgreSQL in $bindir is not relocatable (its copy reports share directory \"$got\", not $root$sharedir)"
+		return 1
+	fi
+	QLEAF_PG_ROOT=$root
+	QLEAF_PG_BINDIR=$root$bindir
+	QLEAF_PG_CONFIG=$QLEAF_PG_BINDIR/pg_config
+	export PATH="$QLEAF_PG_BINDIR:${PATH#*:}"
 	return 0
 }
 
