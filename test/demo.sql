@@ -316,14 +316,92 @@ SELECT user_id, version, full_name, subscription_status, total_orders,
 FROM user_profiles ORDER BY lifetime_value DESC, user_id LIMIT 5;
 
 -- ======================================================================
--- 8. Streams: a background worker keeps the events
+-- 8. Streams: a background worker keeps every event
 -- ======================================================================
 \set ECHO none
 \if :have_streams
+\set QUIET on
+-- waits (quietly) until a query returns true, up to 60 seconds
+CREATE FUNCTION wait_until(query text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '60 seconds';
+  ok boolean;
+BEGIN
+  LOOP
+    EXECUTE query INTO ok;
+    EXIT WHEN ok OR clock_timestamp() > deadline;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RETURN ok;
+END
+$$;
+\i test/seed_stream_health.sql
+\set QUIET off
 \set ECHO all
-SELECT qleaf.create_stream('inventory', server => 'shop',
-                           collection => 'inventory',
-                           channel => 'inventory_events');
+-- One stream follows the shop's database for good: each batch of events is
+-- stored in qleaf.event_store, notified on channel shop_events and its
+-- resume token saved, in one transaction.  It starts where section 7
+-- started, so it first catches up with the history MongoDB kept.  Each
+-- batch also refreshes the user_profiles projection.
+SELECT qleaf.create_stream('shop', server => 'shop',
+                           full_document_before_change => 'whenAvailable',
+                           channel => 'shop_events', payload => 'key',
+                           start_timestamp => :start + 1,
+                           refresh_views => ARRAY['user_profiles'::regclass]);
+SELECT wait_until($$SELECT count(*) >= 1500 FROM qleaf.event_store
+                    WHERE stream = 'shop'$$) AS caught_up;
+
+-- The scenario views now read the event store instead of the change
+-- stream: the same view, another source.
+CREATE OR REPLACE VIEW shop_events AS
+SELECT resume_token, operation_type, collection, document_key, full_document,
+       full_document_before_change,
+       update_description->'updatedFields' AS updated_fields,
+       cluster_time, cluster_timestamp
+FROM qleaf.event_store WHERE stream = 'shop';
+
+-- A listening session (another connection) runs LISTEN shop_events, then
+-- the shop's services write 600 more changes, 300 a second; it shows the
+-- first notifications (payload 'key': event id, operation, collection, key).
+\! /usr/bin/python3 test/listen.py shop_events --count 6 --timeout 30 -- /usr/bin/python3 test/traffic.py --db shop --seed 2 --events 600 --rate 300 --quiet
+SELECT wait_until($$SELECT count(*) >= 2100 FROM qleaf.event_store
+                    WHERE stream = 'shop'$$) AS all_stored;
+
+-- The newest events, as stored.
+SELECT id, operation_type, collection, document_key, cluster_time
+FROM qleaf.event_store WHERE stream = 'shop' ORDER BY id DESC LIMIT 5;
+
+-- The scenarios over the event store: alerts, orders, sagas.
+SELECT alert, severity, count(*) AS alerts
+FROM inventory_alerts GROUP BY 1, 2 ORDER BY 1;
+SELECT stage, count(*) AS orders FROM order_current_stage GROUP BY 1 ORDER BY 2 DESC;
+SELECT * FROM saga_health;
+
+-- The projection was refreshed by the stream (no REFRESH here).
+SELECT wait_until($$SELECT count(*) = (SELECT count(DISTINCT document_key)
+                                       FROM shop_events
+                                       WHERE collection = 'user_aggregates')
+                    FROM user_profiles$$) AS projection_current;
+SELECT user_segment, count(*) AS users, sum(total_orders) AS orders,
+       sum(lifetime_value) AS lifetime_value
+FROM user_profiles GROUP BY 1 ORDER BY 1;
+
+-- Stream health: the figures, then the alert query (no row: all healthy).
+SELECT stream, state, events_total, batches_total, errors_total, restarts,
+       date_trunc('second', lag) AS since_last_event
+FROM qleaf.stream_status;
+SELECT stream, state, health_status, severity, message FROM stream_health_alerts;
+
+-- A paused stream shows in the alert query; resumed, it goes on from its
+-- last committed resume token.
+SELECT qleaf.pause_stream('shop');
+SELECT wait_until($$SELECT state = 'paused' FROM qleaf.stream_status
+                    WHERE stream = 'shop'$$) AS paused;
+SELECT stream, state, health_status, severity, message FROM stream_health_alerts;
+SELECT qleaf.resume_stream('shop');
+SELECT wait_until($$SELECT state = 'running' FROM qleaf.stream_status
+                    WHERE stream = 'shop'$$) AS running;
+SELECT qleaf.drop_stream('shop');
 \set ECHO none
 \else
 \echo '-- not in this build yet: the stream worker (qleaf.create_stream, qleaf.event_store, NOTIFY, qleaf.stream_status)'

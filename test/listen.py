@@ -2,7 +2,7 @@
 """A listening session: print the NOTIFY messages of a channel.
 
     test/listen.py CHANNEL [--count N] [--timeout SECONDS] [--width W]
-                   [-- COMMAND...]
+                   [--fields A,B,...] [-- COMMAND...]
 
 Connects to PostgreSQL through the usual libpq environment (PGHOST, PGPORT,
 PGDATABASE, PGUSER), runs LISTEN CHANNEL, then (when given) starts COMMAND,
@@ -10,12 +10,15 @@ so that nothing COMMAND causes is missed, and prints each notification as
 one line, its payload cut at W characters (default 150), until N
 notifications arrived (default 10), SECONDS passed (default 30) or, once
 COMMAND has ended, no notification came for 2 seconds.  It then waits for
-COMMAND and prints how many notifications it saw.
+COMMAND and prints how many notifications it saw.  With --fields, a JSON
+payload is shown as only those keys, in that order (for output that must
+not depend on event ids).
 
 Exit status: COMMAND's, else 0 when at least one notification arrived and
 1 when none did.
 """
 import argparse
+import json
 import select
 import subprocess
 import sys
@@ -31,6 +34,7 @@ def main():
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--width", type=int, default=150)
+    ap.add_argument("--fields")
     argv = sys.argv[1:]
     command = []
     if "--" in argv:
@@ -64,6 +68,14 @@ def main():
             if shown < args.count:
                 shown += 1
                 payload = n.payload
+                if args.fields:
+                    try:
+                        doc = json.loads(payload)
+                        payload = json.dumps({k: doc.get(k) for k in
+                                              args.fields.split(",")},
+                                             ensure_ascii=False)
+                    except ValueError:
+                        pass
                 if len(payload) > args.width:
                     payload = payload[:args.width - 3] + "..."
                 print("[listener] %s: %s" % (n.channel, payload), flush=True)

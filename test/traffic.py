@@ -53,6 +53,7 @@ import argparse
 import datetime
 import heapq
 import os
+import struct
 import sys
 import time
 from decimal import Decimal
@@ -61,6 +62,7 @@ import pymongo
 from bson import json_util
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
+from bson.objectid import ObjectId
 
 N_USERS = 400
 FIRST_USER = 100000
@@ -145,10 +147,18 @@ class Shop:
         self.n_sessions = 0
         self.n_orders = 0
         self.restocking = set()
+        self.n_ids = 0
 
     def at(self, t, action, *args):
         self.seq += 1
         heapq.heappush(self.heap, (t, self.seq, action, args))
+
+    def oid(self, t):
+        """An ObjectId for a new event document: its time is filled in with
+        the document time (see _stamp), the rest is the seed and a counter,
+        so ids are the same on every run and differ between seeds."""
+        self.n_ids += 1
+        return ("oid", (self.seed << 24) | self.n_ids)
 
     def write(self, t, coll, op, a, b=None):
         self.writes.append((t, coll, op, a, b))
@@ -200,6 +210,7 @@ class Shop:
     def activity(self, t, session, kind, data):
         data = dict(data, device=session["device"])
         self.write(t, "user_activities", "insert", {
+            "_id": self.oid(t),
             "user_id": Int64(session["user"]),
             "session_id": session["id"], "activity_type": kind,
             "status": "completed", "activity_data": data, "created_at": t})
@@ -278,6 +289,7 @@ class Shop:
 
     def order_event(self, t, order, kind, payload):
         self.write(t, "order_events", "insert", {
+            "_id": self.oid(t),
             "order_id": order["_id"], "event_type": kind,
             "customer_id": order["customer_id"], "at": t,
             "payload": payload})
@@ -427,7 +439,11 @@ def plan(db, seed, n_writes, anchor):
 
 
 def _stamp(value, when):
-    """Replace the simulated time (a float) by the document time."""
+    """Replace the simulated time (a float) by the document time, and
+    ObjectId placeholders by ObjectIds of that time."""
+    if isinstance(value, tuple) and value[0] == "oid":
+        return ObjectId(struct.pack(">I", int(when.timestamp()))
+                        + struct.pack(">Q", value[1]))
     if isinstance(value, dict):
         return {k: _stamp(v, when) for k, v in value.items()}
     if isinstance(value, list):
