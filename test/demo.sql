@@ -6,9 +6,7 @@
 \set ECHO none
 \set QUIET on
 \pset null '(null)'
-SELECT to_regnamespace('qleaf') IS NOT NULL
-   AND to_regproc('qleaf.create_stream') IS NOT NULL AS have_streams,
-       current_setting('qleaf_fdw.enable_pushdown', true) IS NOT NULL AS have_pushdown_guc
+SELECT current_setting('qleaf_fdw.enable_pushdown', true) IS NOT NULL AS have_pushdown_guc
 \gset
 \set QUIET off
 \set ECHO all
@@ -319,6 +317,7 @@ FROM user_profiles ORDER BY lifetime_value DESC, user_id LIMIT 5;
 -- 8. Streams: a background worker keeps every event
 -- ======================================================================
 \set ECHO none
+SELECT to_regproc('qleaf.create_stream') IS NOT NULL AS have_streams \gset
 \if :have_streams
 \set QUIET on
 -- waits (quietly) until a query returns true, up to 60 seconds
