@@ -130,6 +130,7 @@ qleaf_fdw_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = qleafEndForeignScan;
 	routine->ExplainForeignScan = qleafExplainForeignScan;
 	routine->AnalyzeForeignTable = qleafAnalyzeForeignTable;
+	routine->ImportForeignSchema = qleaf_import_foreign_schema;
 
 	PG_RETURN_POINTER(routine);
 }

@@ -237,6 +237,10 @@ extern void qleaf_remote_set_cursor(QleafRemote *r, mongoc_cursor_t *cursor);
 extern const bson_t *qleaf_remote_next(QleafRemote *r, int elevel,
 									   const char *what, bool *failed);
 
+/* in import.c */
+extern List *qleaf_import_foreign_schema(ImportForeignSchemaStmt *stmt,
+										 Oid serverOid);
+
 /* in changes.c */
 struct ExplainState;
 extern bool qleaf_changes_option(const char *name);
