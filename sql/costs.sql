@@ -50,6 +50,13 @@ SELECT * FROM plan_rows('SELECT * FROM events WHERE n < 10');
 SELECT * FROM plan_rows('SELECT * FROM events');
 \! test/mongo-cmd --print '{"configureFailPoint": "failCommand", "mode": "off"}' | /usr/bin/python3 -c 'import json, sys; print("collStats failed %d time(s)" % json.load(sys.stdin)["count"])'
 
+-- once per collection per planning: a self-join asks once (every command
+-- fails here, and is counted)
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": {"times": 100}, "data": {"failCommands": ["collStats", "listIndexes"], "errorCode": 13, "appName": "qleaf_fdw"}}'
+SELECT count(*) > 0 AS planned
+FROM plan_rows('SELECT a._id FROM events a JOIN events b ON a.n = b."user"');
+\! test/mongo-cmd --print '{"configureFailPoint": "failCommand", "mode": "off"}' | /usr/bin/python3 -c 'import json, sys; print("collStats and listIndexes failed %d time(s)" % json.load(sys.stdin)["count"])'
+
 -- ANALYZE with a sample smaller than the collection: $sample picks 300
 -- documents, the total is the server's count
 SET default_statistics_target = 1;

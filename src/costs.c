@@ -268,37 +268,37 @@ fetch_count(QleafRemote *r, CollectionStats *st)
 	bson_t		reply;
 	bson_error_t error;
 	bson_iter_t it;
+	bool		ok;
 
 	st->count = -1;
 	st->avg_size = 0;
 
 	cmd = BCON_NEW("collStats", BCON_UTF8(st->collection));
-	if (mongoc_collection_command_simple(r->coll, cmd, NULL, &reply, &error))
+	ok = mongoc_collection_command_simple(r->coll, cmd, NULL, &reply, &error);
+	if (ok && bson_iter_init(&it, &reply))
 	{
-		if (bson_iter_init(&it, &reply))
+		while (bson_iter_next(&it))
 		{
-			while (bson_iter_next(&it))
-			{
-				const char *key = bson_iter_key(&it);
+			const char *key = bson_iter_key(&it);
 
-				if (!BSON_ITER_HOLDS_NUMBER(&it))
-					continue;
-				if (strcmp(key, "count") == 0)
-					st->count = (double) bson_iter_as_int64(&it);
-				else if (strcmp(key, "avgObjSize") == 0)
-					st->avg_size = (double) bson_iter_as_int64(&it);
-			}
+			if (!BSON_ITER_HOLDS_NUMBER(&it))
+				continue;
+			if (strcmp(key, "count") == 0)
+				st->count = (double) bson_iter_as_int64(&it);
+			else if (strcmp(key, "avgObjSize") == 0)
+				st->avg_size = (double) bson_iter_as_int64(&it);
 		}
 	}
-	else
+	/* freed before anything that may ERROR */
+	bson_destroy(&reply);
+	bson_destroy(cmd);
+	if (!ok)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ereport(DEBUG1,
 				(errmsg_internal("qleaf_fdw: collStats failed for \"%s.%s\": %s",
 								 st->database, st->collection, error.message)));
 	}
-	bson_destroy(&reply);
-	bson_destroy(cmd);
 
 	if (st->count < 0)
 	{

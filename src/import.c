@@ -194,6 +194,7 @@ parse_import_options(List *options, ImportOptions *opts)
 		{
 			const char *closest = NULL;
 			int			best = INT_MAX;
+			int			max_d = Max(2, (int) strlen(def->defname) / 2);
 			int			i;
 
 			for (i = 0; import_options[i] != NULL; i++)
@@ -202,9 +203,9 @@ parse_import_options(List *options, ImportOptions *opts)
 															  strlen(def->defname),
 															  import_options[i],
 															  strlen(import_options[i]),
-															  1, 1, 1, 4, true);
+															  1, 1, 1, max_d + 1, true);
 
-				if (d <= Max(2, (int) strlen(def->defname) / 2) && d < best)
+				if (d <= max_d && d < best)
 				{
 					best = d;
 					closest = import_options[i];
