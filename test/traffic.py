@@ -490,7 +490,8 @@ def main():
             for coll, op, a, b in writes:
                 print(json_util.dumps([coll, op, a, b]))
             return
-        if db.sagas.find_one({"_id": "saga-ORD-%d-00001" % args.seed}):
+        if writes and db.sagas.find_one({"_id": "saga-ORD-%d-00001"
+                                         % args.seed}):
             sys.exit("traffic.py: the orders of seed %d are already in "
                      "database \"%s\"; use another --seed, or reload the "
                      "database" % (args.seed, args.db))
