@@ -43,8 +43,14 @@ _TERM = Int64(1)
 _VERSION = Int64(2)
 
 
+_UIS = {}
+
+
 def _ui(db, coll):
-    return Binary(_collection_uuid(db, coll), UUID_SUBTYPE)
+    u = _UIS.get((db, coll))
+    if u is None:
+        u = _UIS[(db, coll)] = Binary(_collection_uuid(db, coll), UUID_SUBTYPE)
+    return u
 
 
 def _diff(entry):
@@ -191,10 +197,30 @@ def entries(server, flt):
     return docs
 
 
+def _split_ts(flt):
+    """(ts bounds, rest of the filter) when flt's ts condition is only
+    $gt / $gte / $lt / $lte on Timestamps (checked here, exactly and fast),
+    else (None, flt)."""
+    cond = flt.get("ts") if isinstance(flt, dict) else None
+    if not isinstance(cond, dict) or not cond or \
+            not all(op in ("$gt", "$gte", "$lt", "$lte") and isinstance(v, Timestamp)
+                    for op, v in cond.items()):
+        return None, flt
+    return cond, {k: v for k, v in flt.items() if k != "ts"}
+
+
+_CMP = {"$gt": lambda a, b: a > b, "$gte": lambda a, b: a >= b,
+        "$lt": lambda a, b: a < b, "$lte": lambda a, b: a <= b}
+
+
 def find(server, flt, sort):
     """Matching oplog documents of local.oplog.rs, sorted as asked."""
     docs = entries(server, flt)
-    pred = storage.compile_filter(flt)
+    bounds, rest = _split_ts(flt)
+    if bounds:
+        tests = [(_CMP[op], v) for op, v in bounds.items()]
+        docs = [d for d in docs if all(f(d["ts"], v) for f, v in tests)]
+    pred = storage.compile_filter(rest)
     if pred is not None:
         docs = [d for d in docs if pred(d)]
     if sort:
