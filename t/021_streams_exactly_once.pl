@@ -116,6 +116,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'qleaf_fdw'
 log_min_messages = warning
+restart_after_crash = on
 });
 $node->start;
 $node->safe_psql(
@@ -126,13 +127,37 @@ $node->safe_psql(
 	CREATE USER MAPPING FOR CURRENT_USER SERVER mongo;
 });
 
+# Poll a query until it prints $expected (default 't'), through restarts:
+# unlike poll_query_until, the query goes on the command line, so a server
+# that is down (crash restart) fails the attempt instead of the test.
+sub poll_sql
+{
+	my ($query, $expected) = @_;
+	$expected //= 't';
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	my ($out, $err) = ('', '');
+	while (time < $deadline)
+	{
+		IPC::Run::run(
+			[
+				$node->installed_command('psql'), '-XAtq',
+				'-d', $node->connstr('postgres'), '-c', $query
+			],,
+			'<', \undef, '>', \$out, '2>', \$err);
+		chomp $out;
+		return 1 if $out eq $expected && $err eq '';
+		usleep(100_000);
+	}
+	diag "timed out polling: $query\nlast output: $out\nlast error: $err";
+	return 0;
+}
+
 # The stream's worker pid once it runs (waits for it).
 sub running_pid
 {
 	my ($stream, $not_pid) = @_;
 	my $cond = defined $not_pid ? "AND pid <> $not_pid" : '';
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM qleaf.stream_status "
+	poll_sql("SELECT count(*) = 1 FROM qleaf.stream_status "
 		  . "WHERE stream = '$stream' AND state = 'running' AND pid IS NOT NULL $cond")
 	  or die "stream \"$stream\" did not reach state running"
 	  . (defined $not_pid ? " with a new worker (old pid $not_pid)" : '') . ": "
@@ -160,8 +185,7 @@ sub stored_events
 sub wait_caught_up
 {
 	my ($stream, $last_ts) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT coalesce(max(cluster_timestamp), 0) >= $last_ts "
+	return poll_sql("SELECT coalesce(max(cluster_timestamp), 0) >= $last_ts "
 		  . "FROM qleaf.event_store WHERE stream = '$stream'");
 }
 
@@ -233,7 +257,7 @@ helper('stream_writer.py', '--writes', $happy_writes, '--db', $db,
 	'--coll', 'notify', '--seed', 7);
 $listener->pump while $listener->pumpable && !$ltimer->is_expired;
 $listener->finish;
-is($listener->result, 0, 'the LISTEN session received a payload per write')
+is(($listener->results)[0], 0, 'the LISTEN session received a payload per write')
   or diag $lerr;
 
 my @payloads = map { decode_json($_) } grep { $_ ne 'listening' } split /\n/, $lout;
@@ -346,7 +370,7 @@ for my $k (0 .. $#faults)
 }
 $writer->finish;
 my $wrote = slurp_file("$tmp/writer.out");
-is($writer->result, 0, 'the writer finished') or diag slurp_file("$tmp/writer.err");
+is(($writer->results)[0], 0, 'the writer finished') or diag slurp_file("$tmp/writer.err");
 like($wrote, qr/^stream_writer: $writes writes /m, "the writer made $writes writes");
 note $_ for @fault_log;
 note $wrote;
