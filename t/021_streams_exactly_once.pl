@@ -9,7 +9,7 @@
 # 2. Faults: test/stream_writer.py makes QLEAF_EXACTLY_ONCE_WRITES writes
 #    (default 100,000: inserts, updates, deletes, every 25th batch a
 #    transaction) into one collection, paced at QLEAF_EXACTLY_ONCE_RATE
-#    writes/s (default 2500), while the test, at even steps of the writer's
+#    writes/s (default 1500), while the test, at even steps of the writer's
 #    progress, kills the stand-in with SIGKILL and restarts it on the same
 #    port and data directory (5 times), kills the stream's worker (5 times:
 #    three SIGKILL, which makes the postmaster restart every backend, and two
@@ -39,7 +39,7 @@ my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
 my $python = '/usr/bin/python3';
 my $given_uri = $ENV{QLEAF_MONGODB_URI};
 my $writes = $ENV{QLEAF_EXACTLY_ONCE_WRITES} // 100000;
-my $rate = $ENV{QLEAF_EXACTLY_ONCE_RATE} // 2500;
+my $rate = $ENV{QLEAF_EXACTLY_ONCE_RATE} // 1500;
 my $db = 'qleaf_exactly_once';
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 
@@ -142,7 +142,7 @@ sub poll_sql
 			[
 				$node->installed_command('psql'), '-XAtq',
 				'-d', $node->connstr('postgres'), '-c', $query
-			],,
+			],
 			'<', \undef, '>', \$out, '2>', \$err);
 		chomp $out;
 		return 1 if $out eq $expected && $err eq '';
