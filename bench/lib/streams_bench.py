@@ -122,10 +122,14 @@ def sql(conn, text, *args):
     return None
 
 
+BATCH_SIZE = 1000           # the streams' batch_size (--batch-size)
+
+
 def create_stream(conn, name, coll, start, channel, payload="event"):
     sql(conn, "SELECT qleaf.create_stream(%s, server => 'bench_streams_srv', "
-        "collection => %s, channel => %s, payload => %s, start_timestamp => %s)",
-        name, coll, channel, payload, start)
+        "collection => %s, channel => %s, payload => %s, start_timestamp => %s, "
+        "batch_size => %s)",
+        name, coll, channel, payload, start, BATCH_SIZE)
 
 
 def wait_running(conn, name, timeout=60):
@@ -185,7 +189,10 @@ def main():
     ap.add_argument("--events", type=int, default=50000)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=1000)
     args = ap.parse_args()
+    global BATCH_SIZE
+    BATCH_SIZE = args.batch_size
     n = args.events
     uri = os.environ["QLEAF_MONGODB_URI"]
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
@@ -284,8 +291,8 @@ def main():
     ceiling = min(res["write"], res["read"])
     goal = min(0.5 * res["local"], ceiling)
     print()
-    print("%d events per throughput run; latency at %d events/s for %d s"
-          % (n, args.rate, args.seconds))
+    print("%d events per throughput run; latency at %d events/s for %d s; "
+          "streams with batch_size %d" % (n, args.rate, args.seconds, BATCH_SIZE))
     print()
     fmt = "%-44s  %12s  %9s"
     print(fmt % ("", "events/s", "x local"))
