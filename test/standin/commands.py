@@ -24,6 +24,7 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 
 from . import cursors, storage, wire
+from . import lookup  # noqa: F401  ($lookup with let and pipeline)
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
 from . import errors as E
