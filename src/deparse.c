@@ -2232,6 +2232,7 @@ append_match(PlannerInfo *root, RelOptInfo *baserel, bson_t *stages,
 	bson_t		stage;
 
 	init_cxt(&cx, root, baserel);
+	cx.params = *params;
 	parts = palloc(sizeof(bson_t *) * list_length(remote_conds));
 	foreach(lc, remote_conds)
 	{
@@ -2257,6 +2258,20 @@ append_match(PlannerInfo *root, RelOptInfo *baserel, bson_t *stages,
 	}
 	bson_append_document_end(stages, &stage);
 	*params = cx.params;
+}
+
+/*
+ * Append {$match: ...} for remote_conds of baserel to stages (a pipeline
+ * or sub-pipeline being built) under key.  The expressions whose values
+ * the executor supplies are added to *params, whose placeholders number
+ * on from those already there: several stages may share one fdw_exprs.
+ */
+void
+qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
+						 bson_t *stages, const char *key, List *remote_conds,
+						 List **params)
+{
+	append_match(root, baserel, stages, key, remote_conds, params);
 }
 
 /*

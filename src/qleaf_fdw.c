@@ -113,6 +113,8 @@ _PG_init(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
+	qleaf_join_init();
+
 	MarkGUCPrefixReserved("qleaf_fdw");
 }
 
@@ -131,6 +133,7 @@ qleaf_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ExplainForeignScan = qleafExplainForeignScan;
 	routine->AnalyzeForeignTable = qleafAnalyzeForeignTable;
 	routine->ImportForeignSchema = qleaf_import_foreign_schema;
+	routine->GetForeignJoinPaths = qleaf_get_foreign_join_paths;
 
 	PG_RETURN_POINTER(routine);
 }
@@ -300,6 +303,9 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	bytea	   *pipeline;
 	Bitmapset  *attrs_used;
 
+	if (IS_JOIN_REL(baserel))
+		return qleaf_join_plan(root, baserel, best_path, tlist, scan_clauses,
+							   outer_plan);
 	if (qleaf_is_changes_table(fpinfo->table))
 		return qleaf_changes_plan(root, baserel, tlist, scan_clauses,
 								  outer_plan);
@@ -345,6 +351,7 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.collection));
 	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
 	fdw_private = lappend(fdw_private, local_reasons);
+	fdw_private = lappend(fdw_private, qleaf_join_refusals(root, baserel));
 
 	return make_foreignscan(tlist,
 							local_exprs,
@@ -394,13 +401,6 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
-	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-	table = GetForeignTable(RelationGetRelid(rel));
-	server = GetForeignServer(table->serverid);
-	user = GetUserMapping(userid, server->serverid);
-	qleaf_get_table_options(table, server, &opts);
-
 	batch_size = intVal(list_nth(fdw_private, FdwScanPrivateBatchSize));
 	if (batch_size <= 0)
 		batch_size = qleaf_batch_size;
@@ -417,6 +417,19 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 											   (PlanState *) node);
 		state->params_pending = true;
 	}
+
+	if (qleaf_is_join_plan(fsplan))
+	{
+		state->scan = qleaf_join_scan_begin(node, pipeline, batch_size);
+		return;
+	}
+
+	rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
+	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+	table = GetForeignTable(RelationGetRelid(rel));
+	server = GetForeignServer(table->serverid);
+	user = GetUserMapping(userid, server->serverid);
+	qleaf_get_table_options(table, server, &opts);
 
 	state->scan = qleaf_scan_begin(rel, server, user,
 								   strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
@@ -508,6 +521,8 @@ qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		qleaf_changes_explain(node, es);
 		return;
 	}
+	if (qleaf_is_join_plan((ForeignScan *) node->ss.ps.plan))
+		qleaf_join_explain(node, es);
 	ExplainPropertyText("Collection",
 						psprintf("%s.%s",
 								 strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
@@ -538,6 +553,8 @@ qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			if (reasons != NIL)
 				ExplainPropertyList("Local Filter Reasons", reasons, es);
 		}
+		if (!qleaf_is_join_plan((ForeignScan *) node->ss.ps.plan))
+			qleaf_join_explain_refusals(fdw_private, es);
 	}
 
 	if (es->analyze && state != NULL)

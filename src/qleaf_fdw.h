@@ -96,7 +96,12 @@ enum FdwScanPrivateIndex
 	/* Integer: documents per batch */
 	FdwScanPrivateBatchSize,
 	/* list of String: why each local condition is local, in qual order */
-	FdwScanPrivateLocalReasons
+	FdwScanPrivateLocalReasons,
+	/*
+	 * a pushed-down join (scanrelid 0): what join.c needs; a base scan:
+	 * list of String, why its joins stay local
+	 */
+	FdwScanPrivateJoin
 };
 
 /*
@@ -110,6 +115,21 @@ typedef struct QleafScanCounters
 } QleafScanCounters;
 
 typedef struct QleafScan QleafScan;
+
+/*
+ * One fetched value of a scan: the row attribute (0-based) it fills and
+ * how to convert it.  A column with from_id reads the document's "_id".
+ */
+typedef struct QleafScanColumn
+{
+	int			att;
+	Oid			typid;
+	int32		typmod;
+	const char *colname;
+	const char *field;
+	bool		null_on_error;
+	bool		from_id;
+} QleafScanColumn;
 
 /* in qleaf_fdw.c */
 extern int	qleaf_batch_size;
@@ -161,6 +181,9 @@ extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
 								   List **retrieved_attrs, List **fields,
 								   List **param_exprs);
 extern bytea *qleaf_bson_to_bytea(const bson_t *b);
+extern void qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
+									 bson_t *stages, const char *key,
+									 List *remote_conds, List **params);
 extern bytea *qleaf_fill_pipeline(const bytea *pipeline, List *param_states,
 								  ExprContext *econtext);
 extern List *qleaf_pushable_join_clauses(PlannerInfo *root,
@@ -208,6 +231,15 @@ extern QleafScan *qleaf_scan_begin(Relation rel, ForeignServer *server,
 								   List *retrieved_attrs, List *fields,
 								   int batch_size, bool null_on_error,
 								   MemoryContext parent);
+extern QleafScan *qleaf_scan_begin_columns(ForeignServer *server,
+										   UserMapping *user,
+										   const char *database,
+										   const char *collection,
+										   const bytea *pipeline, int natts,
+										   const QleafScanColumn *cols,
+										   int ncols, const char *joined_key,
+										   int batch_size,
+										   MemoryContext parent);
 extern bool qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull);
 extern void qleaf_scan_rescan(QleafScan *scan);
 extern void qleaf_scan_set_pipeline(QleafScan *scan, const bytea *pipeline);
@@ -240,6 +272,29 @@ extern const bson_t *qleaf_remote_next(QleafRemote *r, int elevel,
 /* in import.c */
 extern List *qleaf_import_foreign_schema(ImportForeignSchemaStmt *stmt,
 										 Oid serverOid);
+
+/* in join.c */
+struct ExplainState;
+extern bool qleaf_enable_join_pushdown;
+extern void qleaf_join_init(void);
+extern void qleaf_get_foreign_join_paths(PlannerInfo *root,
+										 RelOptInfo *joinrel,
+										 RelOptInfo *outerrel,
+										 RelOptInfo *innerrel,
+										 JoinType jointype,
+										 JoinPathExtraData *extra);
+extern ForeignScan *qleaf_join_plan(PlannerInfo *root, RelOptInfo *joinrel,
+									ForeignPath *best_path, List *tlist,
+									List *scan_clauses, Plan *outer_plan);
+extern bool qleaf_is_join_plan(ForeignScan *fsplan);
+extern QleafScan *qleaf_join_scan_begin(ForeignScanState *node,
+										const bytea *pipeline,
+										int batch_size);
+extern void qleaf_join_explain(ForeignScanState *node,
+							   struct ExplainState *es);
+extern List *qleaf_join_refusals(PlannerInfo *root, RelOptInfo *baserel);
+extern void qleaf_join_explain_refusals(List *fdw_private,
+										struct ExplainState *es);
 
 /* in changes.c */
 struct ExplainState;

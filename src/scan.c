@@ -49,6 +49,7 @@ struct QleafScan
 	char	   *database;
 	char	   *collection_name;
 	char	   *what;			/* error context: what we were doing */
+	char	   *joined_key;		/* key of a joined subdocument, or NULL */
 	bson_t		pipeline;		/* static, over pipeline_data */
 	uint8_t    *pipeline_data;
 	int			batch_size;	/* 0: the first batch as the server sizes
@@ -76,6 +77,8 @@ static inline bool scan_iter_next(bson_iter_t *iter);
 static void scan_cleanup(void *arg);
 static void scan_close_cursor(QleafScan *scan);
 static void scan_open_cursor(QleafScan *scan);
+static void scan_read_keys(QleafScan *scan, bson_iter_t *iter,
+						   const bson_t *doc, Datum *values, bool *isnull);
 
 /*
  * A zeroed QleafScan owned by the new memory context cxt, which releases
@@ -105,11 +108,52 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 				 const bytea *pipeline, List *retrieved_attrs, List *fields,
 				 int batch_size, bool null_on_error, MemoryContext parent)
 {
-	MemoryContext oldcxt;
-	QleafScan  *scan;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	QleafScanColumn *cols;
 	ListCell   *lc;
 	ListCell   *lf;
+	int			i = 0;
+
+	cols = palloc0(sizeof(QleafScanColumn) * Max(list_length(retrieved_attrs), 1));
+	forboth(lc, retrieved_attrs, lf, fields)
+	{
+		AttrNumber	attnum = lfirst_int(lc);
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, attnum - 1);
+		QleafScanColumn *col = &cols[i++];
+
+		col->att = attnum - 1;
+		col->typid = attr->atttypid;
+		col->typmod = attr->atttypmod;
+		col->colname = pstrdup(NameStr(attr->attname));
+		col->field = strVal(lfirst(lf));
+		col->from_id = strcmp(col->field, "_id") == 0;
+		/* the column's own on_conversion_error wins over the table's */
+		col->null_on_error = null_on_error;
+		(void) qleaf_get_column_field(RelationGetRelid(rel), attnum,
+									  col->colname, &col->null_on_error);
+	}
+	return qleaf_scan_begin_columns(server, user, database, collection,
+									pipeline, tupdesc->natts, cols, i, NULL,
+									batch_size, parent);
+}
+
+/*
+ * Prepare a scan running pipeline whose documents fill rows of natts
+ * attributes: key "c<N>" goes to cols[N] (a column with from_id set
+ * reads "_id" instead).  With joined_key, the subdocument under that key
+ * holds more "c<N>" keys (a joined document: its conversion errors name
+ * its own _id).
+ */
+QleafScan *
+qleaf_scan_begin_columns(ForeignServer *server, UserMapping *user,
+						 const char *database, const char *collection,
+						 const bytea *pipeline, int natts,
+						 const QleafScanColumn *cols, int ncols,
+						 const char *joined_key, int batch_size,
+						 MemoryContext parent)
+{
+	MemoryContext oldcxt;
+	QleafScan  *scan;
 	int			i;
 
 	scan = scan_alloc(AllocSetContextCreate(parent, "qleaf_fdw scan",
@@ -123,6 +167,7 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 	scan->what = psprintf("while running aggregate on collection \"%s.%s\"",
 						  database, collection);
 	scan->batch_size = batch_size;
+	scan->joined_key = joined_key != NULL ? pstrdup(joined_key) : NULL;
 
 	scan->pipeline_data = palloc(VARSIZE_ANY_EXHDR(pipeline));
 	memcpy(scan->pipeline_data, VARDATA_ANY(pipeline),
@@ -131,31 +176,22 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 						  VARSIZE_ANY_EXHDR(pipeline)))
 		elog(ERROR, "qleaf_fdw: invalid pipeline in plan");
 
-	scan->natts = tupdesc->natts;
-	scan->nkeys = list_length(retrieved_attrs);
+	scan->natts = natts;
+	scan->nkeys = ncols;
 	scan->convs = palloc0(sizeof(QleafColumnConv) * Max(scan->nkeys, 1));
 	scan->key_att = palloc(sizeof(int) * Max(scan->nkeys, 1));
 	scan->id_keys = palloc(sizeof(int) * Max(scan->nkeys, 1));
 
-	i = 0;
-	forboth(lc, retrieved_attrs, lf, fields)
+	for (i = 0; i < ncols; i++)
 	{
-		AttrNumber	attnum = lfirst_int(lc);
-		const char *field = strVal(lfirst(lf));
-		Form_pg_attribute attr = TupleDescAttr(tupdesc, attnum - 1);
-		bool		col_null_on_error = null_on_error;
-		char	   *colname = pstrdup(NameStr(attr->attname));
+		const QleafScanColumn *col = &cols[i];
 
-		/* the column's own on_conversion_error wins over the table's */
-		(void) qleaf_get_column_field(RelationGetRelid(rel), attnum,
-									  colname, &col_null_on_error);
-		qleaf_init_column_conv(&scan->convs[i], attr->atttypid,
-							   attr->atttypmod, colname, pstrdup(field),
-							   col_null_on_error);
-		scan->key_att[i] = attnum - 1;
-		if (strcmp(field, "_id") == 0)
+		qleaf_init_column_conv(&scan->convs[i], col->typid, col->typmod,
+							   pstrdup(col->colname), pstrdup(col->field),
+							   col->null_on_error);
+		scan->key_att[i] = col->att;
+		if (col->from_id)
 			scan->id_keys[scan->n_id_keys++] = i;
-		i++;
 	}
 
 	/*
@@ -325,6 +361,67 @@ scan_iter_next(bson_iter_t *iter)
 }
 
 /*
+ * Convert the keys of a document (doc, walked by iter) into values and
+ * isnull: "c<N>" keys, "_id", and the joined subdocument if there is one.
+ */
+static void
+scan_read_keys(QleafScan *scan, bson_iter_t *iter, const bson_t *doc,
+			   Datum *values, bool *isnull)
+{
+	while (scan_iter_next(iter))
+	{
+		const char *key = (const char *) iter->raw + iter->key;
+
+		if (key[0] == 'c')
+		{
+			const char *p = key + 1;
+			int			k = 0;
+
+			while (*p >= '0' && *p <= '9')
+				k = k * 10 + (*p++ - '0');
+			if (*p == '\0' && p > key + 1 && k < scan->nkeys)
+			{
+				int			att = scan->key_att[k];
+
+				values[att] = qleaf_bson_to_datum(&scan->convs[k], iter,
+												  doc, &isnull[att]);
+			}
+		}
+		else if (scan->n_id_keys > 0 && strcmp(key, "_id") == 0)
+		{
+			int			j;
+
+			for (j = 0; j < scan->n_id_keys; j++)
+			{
+				int			k = scan->id_keys[j];
+				int			att = scan->key_att[k];
+
+				values[att] = qleaf_bson_to_datum(&scan->convs[k], iter,
+												  doc, &isnull[att]);
+			}
+		}
+		else if (scan->joined_key != NULL &&
+				 strcmp(key, scan->joined_key) == 0 &&
+				 BSON_ITER_HOLDS_DOCUMENT(iter))
+		{
+			const uint8_t *data;
+			uint32_t	len;
+			bson_t		sub;
+			bson_iter_t subiter;
+
+			bson_iter_document(iter, &len, &data);
+			if (!bson_init_static(&sub, data, len) ||
+				!bson_iter_init(&subiter, &sub))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("MongoDB returned a malformed document"),
+						 errcontext("%s", scan->what)));
+			scan_read_keys(scan, &subiter, &sub, values, isnull);
+		}
+	}
+}
+
+/*
  * Fill values/isnull (natts entries) with the next document.  Returns
  * false when the pipeline has no more documents.  By-reference values stay
  * valid until the next call (they may live in the scan's row arena).
@@ -387,39 +484,7 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 				 errmsg("MongoDB returned a malformed document"),
 				 errcontext("%s", scan->what)));
 
-	while (scan_iter_next(&iter))
-	{
-		const char *key = (const char *) iter.raw + iter.key;
-
-		if (key[0] == 'c')
-		{
-			const char *p = key + 1;
-			int			k = 0;
-
-			while (*p >= '0' && *p <= '9')
-				k = k * 10 + (*p++ - '0');
-			if (*p == '\0' && p > key + 1 && k < scan->nkeys)
-			{
-				int			att = scan->key_att[k];
-
-				values[att] = qleaf_bson_to_datum(&scan->convs[k], &iter,
-												  doc, &isnull[att]);
-			}
-		}
-		else if (scan->n_id_keys > 0 && strcmp(key, "_id") == 0)
-		{
-			int			j;
-
-			for (j = 0; j < scan->n_id_keys; j++)
-			{
-				int			k = scan->id_keys[j];
-				int			att = scan->key_att[k];
-
-				values[att] = qleaf_bson_to_datum(&scan->convs[k], &iter,
-												  doc, &isnull[att]);
-			}
-		}
-	}
+	scan_read_keys(scan, &iter, doc, values, isnull);
 	return true;
 }
 
