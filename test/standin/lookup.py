@@ -130,6 +130,12 @@ def _lookup_pipeline(in_collection, database, options):
     foreign = database.get_collection(options["from"])
     stages = storage.pipeline_compat(copy.deepcopy(pipeline))
     local_field = options.get("localField")
+    # The joined collection is read once per stage.  A sub-pipeline whose
+    # stages all leave their input documents alone runs over those very
+    # documents; any other gets private copies for each input document.
+    from .commands import _NON_MUTATING
+    copies = any(next(iter(st)) not in _NON_MUTATING for st in stages)
+    everything = foreign.find({}) if local_field is None else None
     out = []
     for doc in in_collection:
         variables = dict(_variables() or {})
@@ -148,7 +154,7 @@ def _lookup_pipeline(in_collection, database, options):
                 key = {"$in": key}
             joined = foreign.find({options["foreignField"]: key})
         else:
-            joined = foreign.find({})
+            joined = copy.deepcopy(everything) if copies else list(everything)
         stack = getattr(_state, "stack", None)
         if stack is None:
             stack = _state.stack = []
