@@ -117,7 +117,7 @@ SELECT check_join('SELECT l._id, r4._id FROM l JOIN r4 ON l.i = r4.i');
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT l._id, r._id FROM l JOIN r ON l.s = r.s;
 SELECT check_join('SELECT l._id, r._id, l.s FROM l JOIN r ON l.s = r.s');
-SELECT l.s, count(*) FROM l JOIN r ON l.s = r.s GROUP BY 1 ORDER BY 1;
+SELECT l.s, count(*) FROM l JOIN r ON l.s = r.s GROUP BY 1 ORDER BY 1 COLLATE "C";
 SELECT check_join('SELECT l._id, r4._id FROM l LEFT JOIN r4 ON l.s = r4.sc');
 SELECT check_join('SELECT l._id, r._id FROM l JOIN r ON l.s = r.s COLLATE "C"');
 
@@ -158,11 +158,11 @@ SELECT check_join('SELECT l._id, r._id FROM l LEFT JOIN r ON l.i = r.i WHERE l.v
 
 -- parameters in either side's conditions
 PREPARE pj(bigint, text) AS
-  SELECT l._id, r._id FROM l JOIN r ON l.s = r.s WHERE l.i <> $1 AND r.v <> $2;
+  SELECT l._id, r._id FROM l JOIN r ON l.s = r.s WHERE l.i <> $1 AND r.v <> $2 ORDER BY 1, 2;
 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pj(1, 'v3');
 EXECUTE pj(1, 'v3');
 SET search_path = heap, public;
-SELECT l._id, r._id FROM l JOIN r ON l.s = r.s WHERE l.i <> 1 AND r.v <> 'v3';
+SELECT l._id, r._id FROM l JOIN r ON l.s = r.s WHERE l.i <> 1 AND r.v <> 'v3' ORDER BY 1, 2;
 RESET search_path;
 DEALLOCATE pj;
 
