@@ -42,14 +42,19 @@
  * - The join keys and the columns of shipped conditions are fetched, so
  *   that a matched document whose value does not fit its column raises
  *   the error it raises without pushdown.
- * - Cost: what a remote join saves is documents sent.  It costs a round
- *   trip, one lookup per outer document and each joined row; the local
- *   join costs both scans and the join.  The planner picks the cheaper.
- * - Why a join stays local is logged at DEBUG1.
+ * - Cost, in the units of costs.c: a round trip per batch, the outer
+ *   collection's $match, one lookup per outer document (reading the inner
+ *   collection's matching documents through an index on the key's field,
+ *   else the whole collection) and each joined row sent.  The local join
+ *   costs both scans and the join; the planner picks the cheaper.
+ * - Why a join stays local is shown on the scans of its two tables
+ *   (EXPLAIN VERBOSE, Local Join Reasons).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "qleaf_fdw.h"
 
@@ -75,12 +80,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* Cost of starting a scan: as for a base scan (qleaf_fdw.c). */
-#define QLEAF_JOIN_STARTUP_COST		100.0
-/* Cost of receiving and decoding one document, on top of cpu_tuple_cost. */
-#define QLEAF_JOIN_DOCUMENT_COST	0.01
-/* Cost of MongoDB's lookup into the inner collection, per outer document. */
-#define QLEAF_JOIN_LOOKUP_COST		0.01
+/* Documents per getMore (as scan.c asks), for the round trips of a join. */
+#define QLEAF_JOIN_GETMORE_BATCH	10000
 
 /* The field $lookup writes the joined document to. */
 #define QLEAF_JOINED_KEY			"j"
@@ -488,6 +489,35 @@ join_is_pushable(PlannerInfo *root, RelOptInfo *joinrel,
 }
 
 /*
+ * Does an index of the inner collection lead with the field of the first
+ * join key (or is it _id)?  Then a lookup reads only the matching
+ * documents.
+ */
+static bool
+inner_key_indexed(QleafJoinInfo *ji)
+{
+	QleafRelInfo *fi = (QleafRelInfo *) ji->innerrel->fdw_private;
+	JoinKey    *k = (JoinKey *) linitial(ji->keys);
+	char	   *colname = get_attname(fi->table->relid, k->inner->varattno, false);
+	bool		ignored = false;
+	char	   *field = qleaf_get_column_field(fi->table->relid,
+											   k->inner->varattno, colname,
+											   &ignored);
+	ListCell   *lc;
+
+	if (k->kind == JK_TEXT)
+		return false;			/* compared as $toString: no index */
+	if (strcmp(field, "_id") == 0)
+		return true;
+	foreach(lc, fi->index_keys)
+	{
+		if (strcmp(strVal(lfirst(lc)), field) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * GetForeignJoinPaths: a path that runs the join in MongoDB, when it can
  * and it moves fewer documents than joining locally.
  */
@@ -498,8 +528,11 @@ qleaf_get_foreign_join_paths(PlannerInfo *root, RelOptInfo *joinrel,
 {
 	QleafJoinInfo *ji;
 	QleafRelInfo *fo;
+	QleafRelInfo *fi;
 	QualCost	local_cost;
 	double		rows;
+	double		lookups;
+	double		per_lookup;
 	Cost		startup_cost;
 	Cost		total_cost;
 	ForeignPath *path;
@@ -514,15 +547,22 @@ qleaf_get_foreign_join_paths(PlannerInfo *root, RelOptInfo *joinrel,
 		return;
 
 	/*
-	 * MongoDB reads the outer collection's matching documents, looks each
-	 * one up in the inner collection, and sends the joined rows; PostgreSQL
-	 * checks the local conditions on them.
+	 * MongoDB reads the outer collection, runs the lookup for each outer
+	 * document its $match lets through, and sends the joined rows;
+	 * PostgreSQL checks the local conditions on them.  In the units of
+	 * costs.c: a lookup examines the inner collection's documents that
+	 * match the key through an index on the inner key's field, else the
+	 * whole collection.
 	 */
 	fo = (QleafRelInfo *) ji->outerrel->fdw_private;
+	fi = (QleafRelInfo *) ji->innerrel->fdw_private;
 	rows = joinrel->rows;
+	lookups = fo->retrieved_rows;
+	per_lookup = ji->innerrel->tuples;
+	if (inner_key_indexed(ji))
+		per_lookup = lookups > 0 ? Min(rows / lookups, per_lookup) : 0;
 	cost_qual_eval(&local_cost, ji->local_conds, root);
 	{
-		QleafRelInfo *fi = (QleafRelInfo *) ji->innerrel->fdw_private;
 		QualCost	c;
 
 		cost_qual_eval(&c, fo->local_conds, root);
@@ -532,10 +572,12 @@ qleaf_get_foreign_join_paths(PlannerInfo *root, RelOptInfo *joinrel,
 		local_cost.startup += c.startup;
 		local_cost.per_tuple += c.per_tuple;
 	}
-	startup_cost = QLEAF_JOIN_STARTUP_COST + local_cost.startup;
+	startup_cost = fo->fdw_startup_cost + local_cost.startup;
 	total_cost = startup_cost +
-		fo->rows * QLEAF_JOIN_LOOKUP_COST +
-		rows * (cpu_tuple_cost + QLEAF_JOIN_DOCUMENT_COST + local_cost.per_tuple);
+		ceil(rows / QLEAF_JOIN_GETMORE_BATCH) * fo->fdw_startup_cost +
+		ji->outerrel->tuples * cpu_operator_cost +
+		lookups * per_lookup * cpu_operator_cost +
+		rows * (fo->fdw_tuple_cost + cpu_tuple_cost + local_cost.per_tuple);
 
 	path = create_foreign_join_path(root, joinrel,
 									NULL,	/* default pathtarget */
