@@ -244,11 +244,26 @@ RESET qleaf_fdw.enable_join_pushdown;
 SET qleaf_fdw.enable_pushdown = off;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r._id FROM l JOIN r ON l.i = r.i;
 RESET qleaf_fdw.enable_pushdown;
+-- a nondeterministic collation
+CREATE COLLATION join_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r._id FROM l JOIN r ON l.s = r.s COLLATE join_ci;
+SELECT check_join('SELECT l._id, r._id FROM l JOIN r ON l.s = r.s COLLATE join_ci');
+-- another user mapping: r read through a view owned by another role;
+-- PostgreSQL offers the wrapper no join of tables read as different users
+CREATE ROLE regress_join_other;
+CREATE USER MAPPING FOR regress_join_other SERVER join_srv OPTIONS (password_required 'false');
+GRANT SELECT ON r TO regress_join_other;
+CREATE VIEW r_other AS SELECT * FROM r;
+ALTER VIEW r_other OWNER TO regress_join_other;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r_other._id FROM l JOIN r_other ON l.i = r_other.i;
 -- another server: PostgreSQL does not offer the join to the wrapper
 EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r_srv2._id FROM l JOIN r_srv2 ON l.i = r_srv2.i;
 SELECT check_join('SELECT l._id, r._id FROM l FULL JOIN r ON l.i = r.i');
 SELECT check_join('SELECT l._id, r._id FROM l LEFT JOIN r ON l.i = r.i AND l.v < r.v');
 
+DROP VIEW r_other;
+DROP COLLATION join_ci;
 DROP SCHEMA heap CASCADE;
 DROP SERVER join_srv CASCADE;
 DROP SERVER join_srv2 CASCADE;
+DROP ROLE regress_join_other;
