@@ -100,6 +100,12 @@ cmp_ok($errors // $run, '<', $run / 20,
 	'fewer than 5% of the queries fail (identically) on all three sides');
 cmp_ok($with_rows // 0, '>', $run / 3,
 	'more than a third of the queries return rows');
+# the random two-table joins (test/fuzz_lib/join.py) must exercise join
+# pushdown, not only joins that stay local
+my ($joined, $join2) =
+  $out =~ /^fuzz: (\d+) of (\d+) join2 queries ran their join in MongoDB/m;
+cmp_ok($joined // 0, '>', ($join2 // 0) / 5,
+	'more than a fifth of the two-table joins ran in MongoDB');
 
 $node->stop('fast', fail_ok => 1);
 done_testing();
