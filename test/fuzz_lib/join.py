@@ -20,7 +20,7 @@ import random
 from . import gen
 
 # Share of the queries that are join2 queries.
-SHARE = 0.08
+SHARE = 0.05
 
 # Key pairs (left column, right column, how the right one is written).
 KEY_PAIRS = [
