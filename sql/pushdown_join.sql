@@ -238,6 +238,13 @@ EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r_db2._id FROM l JOIN r_db2 ON l.i = 
 EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id FROM l JOIN l_changes c ON c._id = l._id;
 -- a whole row
 EXPLAIN (VERBOSE, COSTS OFF) SELECT l, r._id FROM l JOIN r ON l.i = r.i;
+-- rows locked: each table needs its own scan
+EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r._id FROM l JOIN r ON l.i = r.i FOR UPDATE;
+-- writing the joined rows elsewhere is a plain read of the tables
+CREATE TABLE heap.joined (l_id int, r_id int);
+EXPLAIN (VERBOSE, COSTS OFF) INSERT INTO heap.joined SELECT l._id, r._id FROM l JOIN r ON l.i = r.i;
+INSERT INTO heap.joined SELECT l._id, r._id FROM l JOIN r ON l.i = r.i;
+SELECT count(*) FROM heap.joined;
 -- the settings
 SET qleaf_fdw.enable_join_pushdown = off;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT l._id, r._id FROM l JOIN r ON l.i = r.i;

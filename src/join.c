@@ -369,8 +369,11 @@ join_is_pushable(PlannerInfo *root, RelOptInfo *joinrel,
 		return refuse(ji, "qleaf_fdw.enable_pushdown is off");
 	if (!qleaf_enable_join_pushdown)
 		return refuse(ji, "qleaf_fdw.enable_join_pushdown is off");
-	if (root->parse->commandType != CMD_SELECT || root->rowMarks != NIL)
-		return refuse(ji, "the query locks or modifies rows");
+	/* rows to lock or recheck (EvalPlanQual) need a scan per table */
+	if (root->rowMarks != NIL ||
+		(root->parse->resultRelation > 0 &&
+		 bms_is_member(root->parse->resultRelation, joinrel->relids)))
+		return refuse(ji, "the query locks or modifies rows of the tables");
 
 	/* a RIGHT join is a LEFT join the other way round */
 	if (jointype == JOIN_RIGHT)
