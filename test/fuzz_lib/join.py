@@ -20,7 +20,7 @@ import random
 from . import gen
 
 # Share of the queries that are join2 queries.
-SHARE = 0.05
+SHARE = 0.04
 
 # Key pairs (left column, right column, how the right one is written).
 KEY_PAIRS = [
@@ -76,7 +76,7 @@ def maybe_query(seed, index, g):
     where_parts = []
     if rng.random() < 0.85:
         k = rng.randint(0, 150)
-        where_parts.append("a.id BETWEEN %d AND %d" % (k, k + rng.randint(0, 15)))
+        where_parts.append("a.id BETWEEN %d AND %d" % (k, k + rng.randint(0, 10)))
     trees = []
     for alias in ("a", "b"):
         if rng.random() < 0.6:
