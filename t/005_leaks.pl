@@ -165,7 +165,9 @@ $script .= "\\echo ROWS :n\n";
 $script .= "SELECT pg_backend_pid() AS pid2 \\gset\n";
 $script .= "\\echo PID :pid2\n";
 
-my ($ret, $stdout, $stderr) = $node->psql('postgres', $script);
+# the cancels are errors: the session goes on after them
+my ($ret, $stdout, $stderr) =
+  $node->psql('postgres', $script, on_error_stop => 0);
 
 my @pids = $stdout =~ /^PID (\d+)$/mg;
 ok(@pids == 2 && $pids[0] eq $pids[1],
