@@ -837,6 +837,19 @@ qleaf_conn_client(QleafConn *conn)
 	return conn->client;
 }
 
+void
+qleaf_conn_retain(QleafConn *conn)
+{
+	Assert(conn->in_use > 0);
+	conn->in_use++;
+}
+
+const char *
+qleaf_conn_server_name(QleafConn *conn)
+{
+	return conn->server_name ? conn->server_name : "?";
+}
+
 const QleafConnStats *
 qleaf_conn_stats(QleafConn *conn)
 {

@@ -42,6 +42,16 @@ extern void qleaf_release_connection(QleafConn *conn);
 extern mongoc_client_t *qleaf_conn_client(QleafConn *conn);
 
 /*
+ * One more reference to a connection already held, for an owner that
+ * outlives its statement (a MongoDB transaction keeps its client until
+ * the PostgreSQL transaction ends); paired with qleaf_release_connection.
+ */
+extern void qleaf_conn_retain(QleafConn *conn);
+
+/* The foreign server's name, for messages. */
+extern const char *qleaf_conn_server_name(QleafConn *conn);
+
+/*
  * Report a libmongoc failure.  Checks for a pending interrupt first (so a
  * cancel reports as a cancel, not as a network error), then raises
  * ereport(elevel) with an SQLSTATE chosen from the error's domain/code,

@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "qleaf_fdw.h"
+#include "bson_out.h"
 
 #include "access/reloptions.h"
 #include "catalog/pg_foreign_server.h"
@@ -47,6 +48,7 @@ static const QleafOption valid_options[] = {
 	{"batch_size", ForeignServerRelationId},
 	{"fdw_startup_cost", ForeignServerRelationId},
 	{"fdw_tuple_cost", ForeignServerRelationId},
+	{"transactions", ForeignServerRelationId},
 	/* user mappings */
 	{"username", UserMappingRelationId},
 	{"password", UserMappingRelationId},
@@ -64,9 +66,11 @@ static const QleafOption valid_options[] = {
 	{"full_document", ForeignTableRelationId},
 	{"full_document_before_change", ForeignTableRelationId},
 	{"start_lookback", ForeignTableRelationId},
+	{"transactions", ForeignTableRelationId},
 	/* columns */
 	{"field", AttributeRelationId},
 	{"on_conversion_error", AttributeRelationId},
+	{"bson_type", AttributeRelationId},
 	{NULL, InvalidOid}
 };
 
@@ -118,8 +122,11 @@ qleaf_fdw_validator(PG_FUNCTION_ARGS)
 		else if (strcmp(name, "fdw_startup_cost") == 0 ||
 				 strcmp(name, "fdw_tuple_cost") == 0)
 			(void) validate_cost(name, defGetString(def));
-		else if (strcmp(name, "changes") == 0)
+		else if (strcmp(name, "changes") == 0 ||
+				 strcmp(name, "transactions") == 0)
 			(void) defGetBoolean(def);
+		else if (strcmp(name, "bson_type") == 0)
+			(void) qleaf_parse_bson_type(defGetString(def));
 		else if (strcmp(name, "auth_mechanism") == 0)
 		{
 			const char *value = defGetString(def);

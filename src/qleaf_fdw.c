@@ -17,6 +17,7 @@
 #include <malloc.h>
 
 #include "qleaf_fdw.h"
+#include "modify.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -134,6 +135,7 @@ qleaf_fdw_handler(PG_FUNCTION_ARGS)
 	routine->AnalyzeForeignTable = qleafAnalyzeForeignTable;
 	routine->ImportForeignSchema = qleaf_import_foreign_schema;
 	routine->GetForeignJoinPaths = qleaf_get_foreign_join_paths;
+	qleaf_modify_routines(routine);
 
 	PG_RETURN_POINTER(routine);
 }

@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include "qleaf_fdw.h"
+#include "modify.h"
 
 #include "access/tupdesc.h"
 #include "miscadmin.h"
@@ -270,6 +271,14 @@ scan_open_cursor(QleafScan *scan)
 		bson_append_document_begin(&opts, "collation", -1, &collation);
 		bson_append_utf8(&collation, "locale", -1, "simple", -1);
 		bson_append_document_end(&opts, &collation);
+	}
+
+	/* a transaction that wrote through this connection sees its writes */
+	{
+		mongoc_client_session_t *session = qleaf_xact_read_session(scan->conn);
+
+		if (session != NULL)
+			(void) mongoc_client_session_append(session, &opts, NULL);
 	}
 	scan->cursor = mongoc_collection_aggregate(scan->collection,
 											   MONGOC_QUERY_NONE,
