@@ -362,6 +362,7 @@ append_decimal(bson_t *doc, const char *key, QleafWriteConv *wc, Numeric n)
 														NumericGetDatum(n)));
 	bson_decimal128_t dec;
 	StringInfoData digits;
+	char	   *shown;
 	bool		negative = false;
 	bool		point = false;
 	int			exp = 0;
@@ -376,6 +377,7 @@ append_decimal(bson_t *doc, const char *key, QleafWriteConv *wc, Numeric n)
 		return;
 	}
 
+	shown = strlen(s) > 60 ? psprintf("%.50s...", s) : s;
 	initStringInfo(&digits);
 	p = s;
 	if (*p == '-')
@@ -410,12 +412,12 @@ append_decimal(bson_t *doc, const char *key, QleafWriteConv *wc, Numeric n)
 	if (ndigits > D128_DIGITS)
 		write_error(wc,
 					psprintf("The numeric value %s has %d significant digits; MongoDB's Decimal128 holds %d.",
-							 s, ndigits, D128_DIGITS),
+							 shown, ndigits, D128_DIGITS),
 					"Round the value, or write a double with the column option bson_type 'double'.");
 	if (exp < D128_EXP_MIN || exp > D128_EXP_MAX)
 		write_error(wc,
 					psprintf("The numeric value %s is outside the range of MongoDB's Decimal128.",
-							 s),
+							 shown),
 					NULL);
 
 	{
@@ -424,7 +426,7 @@ append_decimal(bson_t *doc, const char *key, QleafWriteConv *wc, Numeric n)
 
 		if (!bson_decimal128_from_string(text, &dec))
 			write_error(wc,
-						psprintf("The numeric value %s cannot be represented as a Decimal128.", s),
+						psprintf("The numeric value %s cannot be represented as a Decimal128.", shown),
 						NULL);
 		pfree(text);
 	}
@@ -872,6 +874,30 @@ append_ejson(bson_t *doc, const char *key, QleafWriteConv *wc,
 		bson_oid_init_from_string(&oid, hex);
 		bson_append_dbpointer(doc, key, -1, ref, &oid);
 	}
+	else if ((strcmp(first, "$ref") == 0 || strcmp(first, "$id") == 0 ||
+			  strcmp(first, "$db") == 0) &&
+			 (nkeys == 2 || nkeys == 3) &&
+			 getKeyJsonValueFromContainer(c, "$ref", 4, NULL) != NULL &&
+			 getKeyJsonValueFromContainer(c, "$id", 3, NULL) != NULL &&
+			 (nkeys == 2 || getKeyJsonValueFromContainer(c, "$db", 3, NULL) != NULL))
+	{
+		/* a DBRef: a document whose keys MongoDB allows to start with "$" */
+		JsonbIterator *it = JsonbIteratorInit(c);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *k = NULL;
+		bson_t		child;
+
+		bson_append_document_begin(doc, key, -1, &child);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				k = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (tok == WJB_VALUE)
+				append_jsonb_value(&child, k, wc, &v, 1);
+		}
+		bson_append_document_end(doc, &child);
+	}
 	else
 		qleaf_check_field_name(first, strlen(first), wc->colname);
 }
@@ -944,7 +970,8 @@ append_json_number(bson_t *doc, const char *key, QleafWriteConv *wc,
 	}
 	d = strtod(s, &end);
 	if (isinf(d))
-		write_error(wc, psprintf("The JSON number %.100s is out of range for a double.", s),
+		write_error(wc, psprintf("The JSON number %.50s%s is out of range for a double.",
+								 s, strlen(s) > 50 ? "..." : ""),
 					"Write it as {\"$numberDecimal\": \"...\"}.");
 	bson_append_double(doc, key, -1, d);
 }

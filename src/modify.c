@@ -122,11 +122,12 @@ typedef struct DocNode
 	bool		from_column;	/* made for a column's path */
 	int			att;			/* DN_DATUM */
 	Datum		value;
-	bson_iter_t iter;			/* DN_ITER */
+	bson_iter_t *iter;			/* DN_ITER (see iter_copy) */
 	List	   *children;		/* DN_DOC */
 } DocNode;
 
 static void modify_cleanup(void *arg);
+static void *palloc_aligned(Size size);
 
 /* ----------------------------------------------------------------
  *		Owned BSON
@@ -387,11 +388,7 @@ modify_begin(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 	MemoryContextRegisterResetCallback(cxt, &st->cleanup);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
-	/*
-	 * libbson declares bson_t 128-byte aligned, and the compiler relies on
-	 * it: palloc gives less, so a bson_t gets storage aligned by hand.
-	 */
-	st->reply = (bson_t *) TYPEALIGN(128, palloc(sizeof(bson_t) + 128));
+	st->reply = palloc_aligned(sizeof(bson_t));
 	st->rowcxt = AllocSetContextCreate(cxt, "qleaf_fdw modify row",
 									   ALLOCSET_DEFAULT_SIZES);
 	st->rel = rel;
@@ -477,6 +474,26 @@ modify_begin(EState *estate, ResultRelInfo *rinfo, CmdType operation,
  * ----------------------------------------------------------------
  */
 
+/*
+ * libbson declares bson_t and bson_iter_t 128-byte aligned, and the
+ * compiler relies on it: palloc gives less, so they get storage aligned
+ * by hand.
+ */
+static void *
+palloc_aligned(Size size)
+{
+	return (void *) TYPEALIGN(128, palloc(size + 128));
+}
+
+static bson_iter_t *
+iter_copy(const bson_iter_t *it)
+{
+	bson_iter_t *c = palloc_aligned(sizeof(bson_iter_t));
+
+	memcpy(c, it, sizeof(bson_iter_t));
+	return c;
+}
+
 static DocNode *
 doc_child(DocNode *parent, const char *key, int keylen)
 {
@@ -513,15 +530,15 @@ doc_expand(DocNode *n)
 	Assert(n->kind == DN_ITER);
 	n->kind = DN_DOC;
 	n->children = NIL;
-	if (BSON_ITER_HOLDS_DOCUMENT(&n->iter) &&
-		bson_iter_recurse(&n->iter, &child))
+	if (BSON_ITER_HOLDS_DOCUMENT(n->iter) &&
+		bson_iter_recurse(n->iter, &child))
 	{
 		while (bson_iter_next(&child))
 		{
 			DocNode    *c = doc_add(n, bson_iter_key(&child),
 									bson_iter_key_len(&child), DN_ITER);
 
-			c->iter = child;
+			c->iter = iter_copy(&child);
 		}
 	}
 }
@@ -568,7 +585,7 @@ doc_place(QleafModifyState *st, DocNode *root, int att, Datum value)
 			path_conflict(st, att);
 		else if (c->kind == DN_ITER)
 		{
-			if (BSON_ITER_HOLDS_DOCUMENT(&c->iter))
+			if (BSON_ITER_HOLDS_DOCUMENT(c->iter))
 				doc_expand(c);
 			else
 			{
@@ -597,7 +614,7 @@ doc_emit(QleafModifyState *st, bson_t *out, DocNode *n)
 				qleaf_append_datum(out, c->key, &st->wconvs[c->att], c->value);
 				break;
 			case DN_ITER:
-				if (!bson_append_iter(out, c->key, -1, &c->iter))
+				if (!bson_append_iter(out, c->key, -1, c->iter))
 					elog(ERROR, "qleaf_fdw: could not copy a BSON value");
 				break;
 			case DN_DOC:
@@ -660,7 +677,7 @@ build_document(QleafModifyState *st, TupleTableSlot *slot, Bitmapset *only,
 				DocNode    *c = doc_add(&root, bson_iter_key(&it),
 										bson_iter_key_len(&it), DN_ITER);
 
-				c->iter = it;
+				c->iter = iter_copy(&it);
 			}
 		}
 	}
@@ -792,8 +809,12 @@ report_write_error(QleafModifyState *st, const bson_error_t *error,
 		bson_iter_t in;
 
 		initStringInfo(&key);
+		/* insert: in writeErrors; findAndModify: in the reply itself */
 		if (first_write_error(reply, &we) && bson_iter_recurse(&we, &in) &&
 			bson_iter_find(&in, "keyValue") && BSON_ITER_HOLDS_DOCUMENT(&in))
+			qleaf_append_json_value(&key, &in);
+		else if (reply != NULL && bson_iter_init_find(&in, reply, "keyValue") &&
+				 BSON_ITER_HOLDS_DOCUMENT(&in))
 			qleaf_append_json_value(&key, &in);
 		p = strstr(error->message, " index: ");
 		if (p != NULL)
@@ -1153,8 +1174,8 @@ qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 											   st->id_att);
 
 		if (slot->tts_isnull[st->id_att] ||
-			!datumIsEqual(slot->tts_values[st->id_att], id,
-						  attr->attbyval, attr->attlen))
+			!datum_image_eq(slot->tts_values[st->id_att], id,
+							attr->attbyval, attr->attlen))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot change the _id of a MongoDB document"),
