@@ -102,6 +102,27 @@ INSERT INTO items_overlap VALUES ('e5', '{"bin": "x"}', 'Oslo');
 INSERT INTO items (_id, sku) VALUES ('e6', repeat('x', 17 * 1024 * 1024));
 SELECT count(*) FROM items WHERE _id LIKE 'e%';
 
+-- an UPDATE / DELETE whose WHERE MongoDB evaluates exactly, with SET values
+-- known in advance and no RETURNING, is one command for all its rows
+INSERT INTO items (_id, sku, qty, city) SELECT 'm' || i, 'many' || i, i % 4, 'Oslo' FROM generate_series(1, 12) i;
+EXPLAIN (VERBOSE, COSTS OFF) UPDATE items SET qty = 100, city = NULL WHERE qty = 1;
+UPDATE items SET qty = 100, city = NULL WHERE qty = 1;
+SELECT _id, qty, city FROM items WHERE _id LIKE 'm%' AND qty = 100 ORDER BY _id;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) DELETE FROM items WHERE qty = 2;
+-- a parameter is filled in when the command runs
+SET plan_cache_mode = force_generic_plan;
+PREPARE del_qty(int) AS DELETE FROM items WHERE qty = $1 AND _id LIKE 'm%';
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE del_qty(3);
+EXECUTE del_qty(3);
+RESET plan_cache_mode;
+SELECT count(*) FROM items WHERE _id LIKE 'm%';
+-- not as one command: a SET value read from the row, RETURNING, a local condition
+EXPLAIN (COSTS OFF) UPDATE items SET qty = qty + 1 WHERE _id LIKE 'm%';
+UPDATE items SET qty = qty + 1 WHERE _id LIKE 'm%';
+EXPLAIN (COSTS OFF) DELETE FROM items WHERE qty = 101 RETURNING _id;
+EXPLAIN (COSTS OFF) DELETE FROM items WHERE length(sku) = 5;
+DELETE FROM items WHERE _id LIKE 'm%' RETURNING _id, qty;
+
 -- UPDATE and DELETE need an _id column; changes tables take no writes
 CREATE FOREIGN TABLE items_noid (sku text) SERVER writes_srv OPTIONS (collection 'items');
 DELETE FROM items_noid;

@@ -49,6 +49,9 @@
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/planmain.h"
+#include "parser/parsetree.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -446,7 +449,7 @@ modify_begin(EState *estate, ResultRelInfo *rinfo, CmdType operation,
 				st->updated = bms_add_member(st->updated, attno - 1);
 		}
 	}
-	if (operation == CMD_UPDATE || operation == CMD_DELETE)
+	if ((operation == CMD_UPDATE || operation == CMD_DELETE) && subplan != NULL)
 	{
 		st->junk_att = ExecFindJunkAttributeInTlist(subplan->targetlist,
 													QLEAF_ID_JUNK);
@@ -1354,6 +1357,426 @@ qleafExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 							es);
 }
 
+/* ----------------------------------------------------------------
+ *		Direct modify: one updateMany / deleteMany
+ * ----------------------------------------------------------------
+ */
+
+/* fdw_private of a ForeignScan that runs a direct modify */
+enum FdwDirectModifyPrivateIndex
+{
+	/* String "qleaf direct modify" */
+	FdwDirectPrivateMarker,
+	/* bytea Const: the scan's pipeline, whose $match is the filter */
+	FdwDirectPrivatePipeline,
+	FdwDirectPrivateDatabase,
+	FdwDirectPrivateCollection,
+	/* integer list: attribute numbers an UPDATE sets, in fdw_exprs order */
+	FdwDirectPrivateSetAttrs,
+	/* Integer: how many fdw_exprs fill the $match (the rest are SET values) */
+	FdwDirectPrivateMatchParams,
+	/* Integer: whether to count rows in es_processed */
+	FdwDirectPrivateSetProcessed
+};
+
+#define QLEAF_DIRECT_MARKER "qleaf direct modify"
+
+typedef struct QleafDirectState
+{
+	QleafModifyState *st;		/* connection, collection, conversions */
+	List	   *match_states;	/* ExprStates filling the $match */
+	List	   *set_states;		/* ExprStates of the SET values */
+	List	   *set_attrs;
+	bool		set_processed;
+	bool		done;
+	uint64		matched;
+} QleafDirectState;
+
+/*
+ * The $match document of a scan pipeline made only of an optional first
+ * $match and $project stages; false for any other pipeline.
+ */
+static bool
+pipeline_match_only(const bytea *pipeline, bool *has_match)
+{
+	bson_t		stages;
+	bson_iter_t it;
+	bool		first = true;
+
+	*has_match = false;
+	if (!bson_init_static(&stages, (const uint8_t *) VARDATA_ANY(pipeline),
+						  VARSIZE_ANY_EXHDR(pipeline)) ||
+		!bson_iter_init(&it, &stages))
+		return false;
+	while (bson_iter_next(&it))
+	{
+		bson_iter_t stage;
+		const char *name;
+
+		if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &stage) ||
+			!bson_iter_next(&stage))
+			return false;
+		name = bson_iter_key(&stage);
+		if (first && strcmp(name, "$match") == 0)
+			*has_match = true;
+		else if (strcmp(name, "$project") != 0)
+			return false;
+		first = false;
+	}
+	return true;
+}
+
+/*
+ * UPDATE or DELETE as one command when the scan below ships its whole
+ * WHERE exactly (no local filter), no RETURNING is asked, and every SET
+ * value is known before the command runs (no column references, nothing
+ * volatile).  Otherwise the row-by-row path runs.
+ */
+static bool
+qleafPlanDirectModify(PlannerInfo *root, ModifyTable *plan,
+					  Index resultRelation, int subplan_index)
+{
+	Plan	   *subplan = outerPlan(plan);
+	ForeignScan *fscan;
+	RangeTblEntry *rte;
+	Relation	rel;
+	List	   *set_attrs = NIL;
+	List	   *set_exprs = NIL;
+	List	   *fdw_private;
+	Const	   *pipeline;
+	bool		has_match;
+	AttrNumber	id_att;
+	bool		ok = true;
+
+	if (plan->operation != CMD_UPDATE && plan->operation != CMD_DELETE)
+		return false;
+	if (plan->returningLists != NIL)
+		return false;
+	if (subplan == NULL || !IsA(subplan, ForeignScan))
+		return false;
+	fscan = (ForeignScan *) subplan;
+	if (fscan->scan.scanrelid != resultRelation ||
+		fscan->scan.plan.qual != NIL || qleaf_is_changes_plan(fscan) ||
+		list_length(fscan->fdw_private) <= FdwScanPrivateCollection)
+		return false;
+	pipeline = list_nth_node(Const, fscan->fdw_private,
+							 FdwScanPrivatePipeline);
+	if (!pipeline_match_only(DatumGetByteaPP(pipeline->constvalue),
+							 &has_match))
+		return false;
+
+	rte = planner_rt_fetch(resultRelation, root);
+	rel = table_open(rte->relid, NoLock);
+	id_att = id_column(rel);
+	if (plan->operation == CMD_UPDATE)
+	{
+		List	   *processed_tlist = NIL;
+		List	   *update_colnos = NIL;
+		ListCell   *lc;
+		ListCell   *lc2;
+		Oid			relid = RelationGetRelid(rel);
+
+		get_translated_update_targetlist(root, resultRelation,
+										 &processed_tlist, &update_colnos);
+		forboth(lc, processed_tlist, lc2, update_colnos)
+		{
+			TargetEntry *tle = lfirst_node(TargetEntry, lc);
+			AttrNumber	attno = lfirst_int(lc2);
+			Form_pg_attribute attr = TupleDescAttr(RelationGetDescr(rel),
+												   attno - 1);
+			bool		dummy = false;
+			char	   *field;
+
+			field = qleaf_get_column_field(relid, attno,
+										   NameStr(attr->attname), &dummy);
+			if (attno == id_att || qleaf_is_root_field(field) ||
+				contain_var_clause((Node *) tle->expr) ||
+				contain_volatile_functions((Node *) tle->expr))
+			{
+				ok = false;
+				break;
+			}
+			set_attrs = lappend_int(set_attrs, attno);
+			set_exprs = lappend(set_exprs, tle->expr);
+		}
+		if (set_attrs == NIL)
+			ok = false;
+	}
+	table_close(rel, NoLock);
+	if (!ok)
+		return false;
+
+	fdw_private = list_make5(makeString(QLEAF_DIRECT_MARKER),
+							 pipeline,
+							 list_nth(fscan->fdw_private, FdwScanPrivateDatabase),
+							 list_nth(fscan->fdw_private, FdwScanPrivateCollection),
+							 set_attrs);
+	fdw_private = lappend(fdw_private,
+						  makeInteger(list_length(fscan->fdw_exprs)));
+	fdw_private = lappend(fdw_private, makeInteger(plan->canSetTag ? 1 : 0));
+
+	fscan->operation = plan->operation;
+	fscan->resultRelation = resultRelation;
+	fscan->fdw_private = fdw_private;
+	fscan->fdw_exprs = list_concat(list_copy(fscan->fdw_exprs), set_exprs);
+	return true;
+}
+
+static void
+qleafBeginDirectModify(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	QleafDirectState *ds;
+	int			nmatch;
+	List	   *states;
+	int			i;
+	ListCell   *lc;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	ds = palloc0(sizeof(QleafDirectState));
+	node->fdw_state = ds;
+	ds->st = modify_begin(estate, node->resultRelInfo, fsplan->operation,
+						  NULL, false);
+	ds->set_attrs = (List *) list_nth(fsplan->fdw_private,
+									  FdwDirectPrivateSetAttrs);
+	ds->set_processed = intVal(list_nth(fsplan->fdw_private,
+										FdwDirectPrivateSetProcessed)) != 0;
+	nmatch = intVal(list_nth(fsplan->fdw_private,
+							 FdwDirectPrivateMatchParams));
+	states = ExecInitExprList(fsplan->fdw_exprs, (PlanState *) node);
+	i = 0;
+	foreach(lc, states)
+	{
+		if (i++ < nmatch)
+			ds->match_states = lappend(ds->match_states, lfirst(lc));
+		else
+			ds->set_states = lappend(ds->set_states, lfirst(lc));
+	}
+}
+
+static void
+run_direct_modify(ForeignScanState *node, QleafDirectState *ds)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	QleafModifyState *st = ds->st;
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	Const	   *c = list_nth_node(Const, fsplan->fdw_private,
+								  FdwDirectPrivatePipeline);
+	bytea	   *pipeline = DatumGetByteaPP(c->constvalue);
+	bson_t		stages;
+	bson_iter_t it;
+	bson_t	   *filter;
+	bson_t	   *opts;
+	bson_error_t error;
+	bool		ok;
+	MemoryContext oldcxt;
+	uint64		before;
+
+	oldcxt = MemoryContextSwitchTo(st->rowcxt);
+	if (ds->match_states != NIL)
+		pipeline = qleaf_fill_pipeline(pipeline, ds->match_states, econtext);
+
+	/* the filter: the first stage's $match, or everything */
+	filter = own_new(st);
+	if (bson_init_static(&stages, (const uint8_t *) VARDATA_ANY(pipeline),
+						 VARSIZE_ANY_EXHDR(pipeline)) &&
+		bson_iter_init(&it, &stages) && bson_iter_next(&it) &&
+		BSON_ITER_HOLDS_DOCUMENT(&it))
+	{
+		bson_iter_t stage;
+
+		if (bson_iter_recurse(&it, &stage) && bson_iter_next(&stage) &&
+			strcmp(bson_iter_key(&stage), "$match") == 0 &&
+			BSON_ITER_HOLDS_DOCUMENT(&stage))
+		{
+			const uint8_t *data;
+			uint32_t	len;
+			bson_t		m;
+
+			bson_iter_document(&stage, &len, &data);
+			if (bson_init_static(&m, data, len))
+				bson_concat(filter, &m);
+		}
+	}
+
+	opts = own_new(st);
+	{
+		bson_t		collation;
+
+		bson_append_document_begin(opts, "collation", -1, &collation);
+		bson_append_utf8(&collation, "locale", -1, "simple", -1);
+		bson_append_document_end(opts, &collation);
+	}
+	append_session(st, opts);
+
+	before = qleaf_conn_stats(st->conn)->round_trips;
+	st->reply_live = true;
+	if (fsplan->operation == CMD_UPDATE)
+	{
+		bson_t	   *update = own_new(st);
+		bson_t		set;
+		bson_t		unset;
+		bool		any_set = false;
+		bool		any_unset = false;
+		ListCell   *la;
+		ListCell   *le;
+
+		bson_append_document_begin(update, "$set", 4, &set);
+		forboth(la, ds->set_attrs, le, ds->set_states)
+		{
+			int			att = lfirst_int(la) - 1;
+			bool		isnull;
+			Datum		v = ExecEvalExpr((ExprState *) lfirst(le), econtext,
+										 &isnull);
+
+			if (isnull)
+				continue;
+			qleaf_append_datum(&set, st->fields[att], &st->wconvs[att], v);
+			any_set = true;
+		}
+		bson_append_document_end(update, &set);
+		bson_append_document_begin(update, "$unset", 6, &unset);
+		forboth(la, ds->set_attrs, le, ds->set_states)
+		{
+			int			att = lfirst_int(la) - 1;
+			bool		isnull;
+
+			(void) ExecEvalExpr((ExprState *) lfirst(le), econtext, &isnull);
+			if (!isnull)
+				continue;
+			bson_append_utf8(&unset, st->fields[att], -1, "", 0);
+			any_unset = true;
+		}
+		bson_append_document_end(update, &unset);
+		if (!any_set || !any_unset)
+		{
+			bson_t	   *trimmed = own_new(st);
+			bson_iter_t ui;
+
+			if (bson_iter_init(&ui, update))
+				while (bson_iter_next(&ui))
+					if ((strcmp(bson_iter_key(&ui), "$set") == 0 && any_set) ||
+						(strcmp(bson_iter_key(&ui), "$unset") == 0 && any_unset))
+						bson_append_iter(trimmed, NULL, 0, &ui);
+			update = trimmed;
+		}
+		ok = mongoc_collection_update_many(st->coll, filter, update, opts,
+										   st->reply, &error);
+		st->commands += qleaf_conn_stats(st->conn)->round_trips - before;
+		if (!ok)
+			report_write_error(st, &error, st->reply, "update");
+		if (bson_iter_init_find(&it, st->reply, "matchedCount"))
+			ds->matched = bson_iter_as_int64(&it);
+	}
+	else
+	{
+		ok = mongoc_collection_delete_many(st->coll, filter, opts, st->reply,
+										   &error);
+		st->commands += qleaf_conn_stats(st->conn)->round_trips - before;
+		if (!ok)
+			report_write_error(st, &error, st->reply, "delete");
+		if (bson_iter_init_find(&it, st->reply, "deletedCount"))
+			ds->matched = bson_iter_as_int64(&it);
+	}
+	st->documents += ds->matched;
+	free_owned(st);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->rowcxt);
+}
+
+static TupleTableSlot *
+qleafIterateDirectModify(ForeignScanState *node)
+{
+	QleafDirectState *ds = (QleafDirectState *) node->fdw_state;
+	EState	   *estate = node->ss.ps.state;
+	Instrumentation *instr = node->ss.ps.instrument;
+
+	if (!ds->done)
+	{
+		run_direct_modify(node, ds);
+		ds->done = true;
+		if (ds->set_processed)
+			estate->es_processed += ds->matched;
+		if (instr)
+			instr->tuplecount += ds->matched;
+	}
+	return ExecClearTuple(node->ss.ss_ScanTupleSlot);
+}
+
+static void
+qleafEndDirectModify(ForeignScanState *node)
+{
+	QleafDirectState *ds = (QleafDirectState *) node->fdw_state;
+
+	if (ds == NULL || ds->st == NULL)
+		return;
+	MemoryContextDelete(ds->st->cxt);
+	ds->st = NULL;
+}
+
+static void
+qleafExplainDirectModify(ForeignScanState *node, ExplainState *es)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	List	   *fdw_private = fsplan->fdw_private;
+	QleafDirectState *ds = (QleafDirectState *) node->fdw_state;
+
+	ExplainPropertyText("Collection",
+						psprintf("%s.%s",
+								 strVal(list_nth(fdw_private, FdwDirectPrivateDatabase)),
+								 strVal(list_nth(fdw_private, FdwDirectPrivateCollection))),
+						es);
+	ExplainPropertyText("MongoDB Command",
+						fsplan->operation == CMD_UPDATE ?
+						"update (multi)" : "delete (limit 0)", es);
+	if (es->verbose)
+	{
+		Const	   *c = list_nth_node(Const, fdw_private,
+									  FdwDirectPrivatePipeline);
+		bytea	   *pipeline = DatumGetByteaPP(c->constvalue);
+		bson_t		stages;
+		bson_iter_t it;
+		bson_iter_t stage;
+		StringInfoData json;
+
+		/* the first stage's $match; placeholders show as {"$param": ...} */
+		initStringInfo(&json);
+		if (bson_init_static(&stages, (const uint8_t *) VARDATA_ANY(pipeline),
+							 VARSIZE_ANY_EXHDR(pipeline)) &&
+			bson_iter_init(&it, &stages) && bson_iter_next(&it) &&
+			BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &stage) &&
+			bson_iter_next(&stage) && strcmp(bson_iter_key(&stage), "$match") == 0)
+			qleaf_append_json_value(&json, &stage);
+		else
+			appendStringInfoString(&json, "{}");
+		ExplainPropertyText("Filter", json.data, es);
+		if (fsplan->operation == CMD_UPDATE)
+		{
+			List	   *names = NIL;
+			ListCell   *lc;
+			Relation	rel = node->ss.ss_currentRelation;
+
+			foreach(lc, (List *) list_nth(fdw_private, FdwDirectPrivateSetAttrs))
+			{
+				AttrNumber	attno = lfirst_int(lc);
+				Form_pg_attribute attr = TupleDescAttr(RelationGetDescr(rel),
+													   attno - 1);
+				bool		dummy = false;
+
+				names = lappend(names,
+								qleaf_get_column_field(RelationGetRelid(rel), attno,
+													   NameStr(attr->attname),
+													   &dummy));
+			}
+			ExplainPropertyList("Fields Set", names, es);
+		}
+	}
+	if (es->analyze && ds != NULL)
+		ExplainPropertyUInteger("Documents Matched", NULL, ds->matched, es);
+}
+
 void
 qleaf_modify_routines(FdwRoutine *routine)
 {
@@ -1370,4 +1793,9 @@ qleaf_modify_routines(FdwRoutine *routine)
 	routine->EndForeignInsert = qleafEndForeignInsert;
 	routine->IsForeignRelUpdatable = qleafIsForeignRelUpdatable;
 	routine->ExplainForeignModify = qleafExplainForeignModify;
+	routine->PlanDirectModify = qleafPlanDirectModify;
+	routine->BeginDirectModify = qleafBeginDirectModify;
+	routine->IterateDirectModify = qleafIterateDirectModify;
+	routine->EndDirectModify = qleafEndDirectModify;
+	routine->ExplainDirectModify = qleafExplainDirectModify;
 }
