@@ -61,6 +61,8 @@ UPDATE items SET qty = 0 WHERE sku LIKE 'gen%';
 SELECT sum(qty) FROM items WHERE sku LIKE 'gen%';
 -- no row
 UPDATE items SET qty = 1 WHERE _id = 'none';
+-- a row the join finds twice is updated once, as in a heap table
+UPDATE items SET qty = qty + 1 FROM (VALUES (1), (2)) v(x) WHERE _id = 'a1' RETURNING _id, qty;
 
 -- the whole document replaced (the _id stays)
 UPDATE items SET doc = '{"sku": "kiwi2", "note": "replaced"}' WHERE _id = 'a3'

@@ -54,7 +54,9 @@
 #include "parser/parsetree.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -106,6 +108,15 @@ typedef struct QleafModifyState
 	bson_t	  **pending;
 	int			npending;
 
+	/*
+	 * UPDATE: the _ids already updated by this statement.  A scan may
+	 * return a document again after its update moved it ahead of the
+	 * cursor (an index on an updated field; MongoDB gives no snapshot to
+	 * a scan outside a transaction, and one inside sees its own writes);
+	 * PostgreSQL updates each row once.
+	 */
+	HTAB	   *seen_ids;
+
 	uint64		commands;		/* commands sent, for EXPLAIN ANALYZE */
 	uint64		documents;		/* documents written */
 } QleafModifyState;
@@ -117,6 +128,13 @@ typedef enum DocNodeKind
 	DN_DATUM,					/* a column's value */
 	DN_ITER						/* a value of the whole-document column */
 } DocNodeKind;
+
+/* an entry of QleafModifyState.seen_ids: the BSON filters {_id: ...} of a hash */
+typedef struct SeenId
+{
+	uint64		hash;			/* key */
+	List	   *filters;		/* bytea copies of the filters */
+} SeenId;
 
 typedef struct DocNode
 {
@@ -1154,6 +1172,53 @@ row_id(QleafModifyState *st, TupleTableSlot *planSlot)
 	return id;
 }
 
+/*
+ * Whether this statement already updated the document the filter finds;
+ * remembers it if not.
+ */
+static bool
+already_updated(QleafModifyState *st, const bson_t *filter)
+{
+	const uint8_t *data = bson_get_data(filter);
+	uint64		h = hash_bytes_extended(data, filter->len, 0);
+	SeenId	   *e;
+	bool		found;
+	ListCell   *lc;
+	bytea	   *copy;
+
+	if (st->seen_ids == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(SeenId);
+		ctl.hcxt = st->cxt;
+		st->seen_ids = hash_create("qleaf_fdw updated _ids", 256, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(st->seen_ids, &h, HASH_ENTER, &found);
+	if (!found)
+		e->filters = NIL;
+	foreach(lc, e->filters)
+	{
+		bytea	   *b = (bytea *) lfirst(lc);
+
+		if (VARSIZE(b) - VARHDRSZ == filter->len &&
+			memcmp(VARDATA(b), data, filter->len) == 0)
+			return true;
+	}
+	copy = MemoryContextAlloc(st->cxt, VARHDRSZ + filter->len);
+	SET_VARSIZE(copy, VARHDRSZ + filter->len);
+	memcpy(VARDATA(copy), data, filter->len);
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(st->cxt);
+
+		e->filters = lappend(e->filters, copy);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return false;
+}
+
 static TupleTableSlot *
 qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 					   TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -1187,6 +1252,13 @@ qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	}
 
 	query = id_filter(st, id);
+	if (already_updated(st, query))
+	{
+		free_owned(st);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(st->rowcxt);
+		return NULL;
+	}
 	if (st->root_att >= 0 && bms_is_member(st->root_att, st->updated))
 	{
 		Bitmapset  *cols = bms_copy(st->updated);
