@@ -113,6 +113,7 @@ class WriteFuzzer:
         self.conn.autocommit = True
         cur = self.conn.cursor()
         cur.execute("SET statement_timeout = '60s'")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS qleaf_fdw")
         cur.execute("DROP SCHEMA IF EXISTS %s CASCADE" % SCHEMA)
         cur.execute("DROP SERVER IF EXISTS %s CASCADE" % SERVER)
         cur.execute("CREATE SCHEMA %s" % SCHEMA)
