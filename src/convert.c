@@ -123,31 +123,6 @@
 
 #include "convert.h"
 
-/* Conversion kinds, chosen once per column. */
-enum
-{
-	QK_BOOL = 1,
-	QK_INT2,
-	QK_INT4,
-	QK_INT8,
-	QK_FLOAT4,
-	QK_FLOAT8,
-	QK_NUMERIC,
-	QK_TEXT,
-	QK_VARCHAR,
-	QK_BPCHAR,
-	QK_NAME,
-	QK_BYTEA,
-	QK_UUID,
-	QK_DATE,
-	QK_TIMESTAMP,
-	QK_TIMESTAMPTZ,
-	QK_JSON,
-	QK_JSONB,
-	QK_TEXTIN,
-	QK_ARRAY
-};
-
 /* Why a value does not fit. */
 typedef enum ConvFailure
 {
@@ -156,9 +131,7 @@ typedef enum ConvFailure
 	CF_VALUE					/* accepted type, value unusable (see reason) */
 } ConvFailure;
 
-/* Milliseconds from the Unix epoch to the PostgreSQL epoch. */
-#define QLEAF_EPOCH_DIFF_MS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
+/* Seconds from the Unix epoch to the PostgreSQL epoch. */
 #define QLEAF_EPOCH_DIFF_SECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 #define MS_PER_DAY	((int64) SECS_PER_DAY * 1000)
@@ -693,7 +666,8 @@ conv_text(QleafColumnConv *conv, const char *s, Size len)
 /*
  * Is s ASCII without NUL bytes?  Then it is valid UTF-8 that PostgreSQL can
  * store, with no need for pg_verify_mbstr (whose fast path starts at 16
- * bytes).  Eight bytes at a time.
+ * bytes).  Eight bytes at a time; from eight bytes on, the last word
+ * overlaps the one before it instead of a loop over the tail.
  */
 static inline bool
 ascii_no_nul(const char *s, Size len)
@@ -701,41 +675,59 @@ ascii_no_nul(const char *s, Size len)
 	const uint64 high = UINT64CONST(0x8080808080808080);
 	const uint64 ones = UINT64CONST(0x0101010101010101);
 	uint64		acc = 0;
+	uint64		w;
 
-	for (; len >= 8; s += 8, len -= 8)
+	if (len < 8)
 	{
-		uint64		w;
-
+		for (; len > 0; s++, len--)
+			acc |= (*s == '\0') ? high : ((uint64) (unsigned char) *s & 0x80);
+		return acc == 0;
+	}
+	for (; len > 8; s += 8, len -= 8)
+	{
 		memcpy(&w, s, 8);
 		/* high bit set, or a zero byte */
 		acc |= (w | ((w - ones) & ~w)) & high;
 	}
-	for (; len > 0; s++, len--)
-		acc |= (*s == '\0') ? high : ((uint64) (unsigned char) *s & 0x80);
+	memcpy(&w, s + len - 8, 8);
+	acc |= (w | ((w - ones) & ~w)) & high;
 	return acc == 0;
 }
 
-/*
- * An ObjectId as text of 24 lower-case hex digits, written in place.  Out
- * of line, like the other by-reference fast paths, so that the caller's
- * common cases need no stack frame.
- */
-static pg_noinline text *
-oid_to_text(QleafColumnConv *conv, const bson_oid_t *oid)
+/* Two lower-case hex digits for each byte value, built on first use. */
+static uint16 hex_pairs[256];
+static bool hex_pairs_ready = false;
+
+static void
+hex_pairs_init(void)
 {
 	static const char hex[] = "0123456789abcdef";
+
+	for (int b = 0; b < 256; b++)
+	{
+		char		pair[2] = {hex[b >> 4], hex[b & 0xF]};
+
+		memcpy(&hex_pairs[b], pair, 2);
+	}
+	hex_pairs_ready = true;
+}
+
+/*
+ * An ObjectId (12 bytes) as text of 24 lower-case hex digits, written in
+ * place two digits at a time.
+ */
+Datum
+qleaf_text_from_oid(QleafColumnConv *conv, const uint8_t *oid)
+{
 	text	   *t = (text *) conv_alloc(conv, VARHDRSZ + 24);
 	char	   *p = VARDATA(t);
 
+	if (unlikely(!hex_pairs_ready))
+		hex_pairs_init();
 	SET_VARSIZE(t, VARHDRSZ + 24);
 	for (int i = 0; i < 12; i++)
-	{
-		uint8		b = oid->bytes[i];
-
-		p[2 * i] = hex[b >> 4];
-		p[2 * i + 1] = hex[b & 0xF];
-	}
-	return t;
+		memcpy(p + 2 * i, &hex_pairs[oid[i]], 2);
+	return PointerGetDatum(t);
 }
 
 /* The string bytes of a string-like BSON value (string, symbol). */
@@ -1738,36 +1730,40 @@ convert_array(QleafColumnConv *conv, const bson_iter_t *iter,
 
 /*
  * A UTF-8 string as text, when the database is UTF8 and the string valid
- * (else NULL, for the general path to explain).
+ * (else (Datum) 0, for the general path to explain).
  */
-static pg_noinline text *
-string_fast(QleafColumnConv *conv, const bson_iter_t *iter)
+Datum
+qleaf_text_from_utf8(QleafColumnConv *conv, const char *s, size_t len)
 {
-	size_t		len;
-	const char *str = bson_iter_utf8_unsafe(iter, &len);
-
-	if (likely(ascii_no_nul(str, len) ||
-			   pg_verify_mbstr(PG_UTF8, str, (int) len, true)))
-		return conv_text(conv, str, len);
-	return NULL;
+	if (likely(ascii_no_nul(s, len) ||
+			   pg_verify_mbstr(PG_UTF8, s, (int) len, true)))
+		return PointerGetDatum(conv_text(conv, s, len));
+	return (Datum) 0;
 }
 
 /*
- * A finite decimal128 of up to FAST_NUMERIC_MAX with no positive exponent
- * as numeric (else NULL, for the general path).
+ * A finite decimal128 (16 bytes at value, as in BSON) of up to
+ * FAST_NUMERIC_MAX with no positive exponent as numeric (else (Datum) 0,
+ * for the general path).
  */
-static pg_noinline Numeric
-decimal_fast(QleafColumnConv *conv, const bson_iter_t *iter)
+Datum
+qleaf_numeric_from_d128(QleafColumnConv *conv, const uint8_t *value)
 {
 	bson_decimal128_t dec;
+	uint64_t	w;
 	D128Parts	p;
 
-	bson_iter_decimal128_unsafe(iter, &dec);
+	/* as bson_iter_decimal128_unsafe reads it: low word first */
+	memcpy(&w, value, sizeof(w));
+	dec.low = BSON_UINT64_FROM_LE(w);
+	memcpy(&w, value + 8, sizeof(w));
+	dec.high = BSON_UINT64_FROM_LE(w);
 	decode_decimal128(&dec, &p);
 	if (p.cls == D128_FINITE &&
 		p.coef <= (unsigned __int128) FAST_NUMERIC_MAX && p.exp <= 0)
-		return numeric_from_scaled(conv, p.negative, (uint64) p.coef, -p.exp);
-	return NULL;
+		return NumericGetDatum(numeric_from_scaled(conv, p.negative,
+												   (uint64) p.coef, -p.exp));
+	return (Datum) 0;
 }
 
 /* Everything but the inline cases of qleaf_bson_to_datum. */
@@ -1796,99 +1792,29 @@ bson_to_datum_general(QleafColumnConv *conv, const bson_iter_t *iter,
 }
 
 /*
- * The per-value entry point.  The exact type matches of the common column
- * types are handled here, with no stack frame to speak of (libbson's
- * iterators are 128-byte aligned: a function with one as a local realigns
- * its stack on every call); everything else goes to the general path.
+ * The per-value entry point: the fast exact matches of qleaf_convert_fast,
+ * else the general path.
  */
 Datum
 qleaf_bson_to_datum(QleafColumnConv *conv, const bson_iter_t *iter,
 					const bson_t *doc, bool *isnull)
 {
 	bson_type_t t = bson_iter_type_unsafe(iter);
+	const uint8_t *value;
+	uint32_t	len = 0;
+	Datum		result;
 
-	if (likely(!OidIsValid(conv->domaintypid)))
+	if (t == BSON_TYPE_UTF8)
 	{
-		switch (conv->kind)
-		{
-			case QK_INT4:
-				if (t == BSON_TYPE_INT32)
-				{
-					*isnull = false;
-					return Int32GetDatum(bson_iter_int32_unsafe(iter));
-				}
-				break;
-			case QK_INT8:
-				if (t == BSON_TYPE_INT64)
-				{
-					*isnull = false;
-					return Int64GetDatum(bson_iter_int64_unsafe(iter));
-				}
-				if (t == BSON_TYPE_INT32)
-				{
-					*isnull = false;
-					return Int64GetDatum(bson_iter_int32_unsafe(iter));
-				}
-				break;
-			case QK_FLOAT8:
-				if (t == BSON_TYPE_DOUBLE)
-				{
-					*isnull = false;
-					return Float8GetDatum(bson_iter_double_unsafe(iter));
-				}
-				break;
-			case QK_BOOL:
-				if (t == BSON_TYPE_BOOL)
-				{
-					*isnull = false;
-					return BoolGetDatum(bson_iter_bool_unsafe(iter));
-				}
-				break;
-			case QK_TIMESTAMP:
-			case QK_TIMESTAMPTZ:
-				if (t == BSON_TYPE_DATE_TIME && conv->basetypmod < 0)
-				{
-					int64		ms = iter_date_ms(iter);
-
-					/* well inside the range: no overflow check needed */
-					if (ms > -INT64CONST(200000000000000) &&
-						ms < INT64CONST(9000000000000000))
-					{
-						*isnull = false;
-						return TimestampTzGetDatum((ms - QLEAF_EPOCH_DIFF_MS) * 1000);
-					}
-				}
-				break;
-			case QK_TEXT:
-				if (t == BSON_TYPE_UTF8 && likely(conv->db_utf8))
-				{
-					text	   *txt = string_fast(conv, iter);
-
-					if (likely(txt != NULL))
-					{
-						*isnull = false;
-						return PointerGetDatum(txt);
-					}
-				}
-				else if (t == BSON_TYPE_OID)
-				{
-					*isnull = false;
-					return PointerGetDatum(oid_to_text(conv, bson_iter_oid_unsafe(iter)));
-				}
-				break;
-			case QK_NUMERIC:
-				if (t == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
-				{
-					Numeric		n = decimal_fast(conv, iter);
-
-					if (likely(n != NULL))
-					{
-						*isnull = false;
-						return NumericGetDatum(n);
-					}
-				}
-				break;
-		}
+		value = iter->raw + iter->d2;
+		len = bson_iter_utf8_len_unsafe(iter);
+	}
+	else
+		value = iter->raw + iter->d1;
+	if (qleaf_convert_fast(conv, (uint8_t) t, value, len, &result))
+	{
+		*isnull = false;
+		return result;
 	}
 	return bson_to_datum_general(conv, iter, doc, isnull);
 }

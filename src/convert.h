@@ -18,8 +18,39 @@
 
 #include <bson/bson.h>
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
+
+/* Conversion kinds (QleafColumnConv.kind), chosen once per column. */
+typedef enum QleafConvKind
+{
+	QK_BOOL = 1,
+	QK_INT2,
+	QK_INT4,
+	QK_INT8,
+	QK_FLOAT4,
+	QK_FLOAT8,
+	QK_NUMERIC,
+	QK_TEXT,
+	QK_VARCHAR,
+	QK_BPCHAR,
+	QK_NAME,
+	QK_BYTEA,
+	QK_UUID,
+	QK_DATE,
+	QK_TIMESTAMP,
+	QK_TIMESTAMPTZ,
+	QK_JSON,
+	QK_JSONB,
+	QK_TEXTIN,
+	QK_ARRAY
+} QleafConvKind;
+
+/* Milliseconds from the Unix epoch to the PostgreSQL epoch. */
+#define QLEAF_EPOCH_DIFF_MS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)
 
 /*
  * Memory for the values of one row, reused row after row: the common
@@ -92,6 +123,126 @@ qleaf_arena_next_row(QleafRowArena *arena)
 	if (unlikely(arena->missed > 0))
 		qleaf_arena_grow(arena);
 	arena->used = 0;
+}
+
+/*
+ * The out-of-line halves of qleaf_convert_fast; each returns (Datum) 0
+ * when the value needs the general path.
+ */
+extern Datum qleaf_text_from_utf8(QleafColumnConv *conv, const char *s,
+								  size_t len);
+extern Datum qleaf_text_from_oid(QleafColumnConv *conv, const uint8_t *oid);
+extern Datum qleaf_numeric_from_d128(QleafColumnConv *conv,
+									 const uint8_t *value);
+
+/*
+ * The common exact matches of BSON type and column type, converted from a
+ * value's bytes where they lie in the document.  value points at the
+ * element's value; for a string at its characters, len of them (without
+ * the NUL), already checked to lie in the document; a bool's byte is known
+ * to be 0 or 1.  Returns false when qleaf_bson_to_datum must judge the
+ * value (another type, a domain, a typmod, a value outside the fast range,
+ * a string that is not plain valid UTF-8): its general path gives the
+ * same results, and the errors.  Never NULL: BSON null takes that path.
+ */
+static inline bool
+qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
+				   uint32_t len, Datum *result)
+{
+	if (unlikely(OidIsValid(conv->domaintypid)))
+		return false;
+
+	switch (conv->kind)
+	{
+		case QK_INT4:
+			if (type == BSON_TYPE_INT32)
+			{
+				int32_t		v;
+
+				memcpy(&v, value, sizeof(v));
+				*result = Int32GetDatum((int32) BSON_UINT32_FROM_LE(v));
+				return true;
+			}
+			break;
+		case QK_INT8:
+			if (type == BSON_TYPE_INT64)
+			{
+				int64_t		v;
+
+				memcpy(&v, value, sizeof(v));
+				*result = Int64GetDatum((int64) BSON_UINT64_FROM_LE(v));
+				return true;
+			}
+			if (type == BSON_TYPE_INT32)
+			{
+				int32_t		v;
+
+				memcpy(&v, value, sizeof(v));
+				*result = Int64GetDatum((int32) BSON_UINT32_FROM_LE(v));
+				return true;
+			}
+			break;
+		case QK_FLOAT8:
+			if (type == BSON_TYPE_DOUBLE)
+			{
+				double		v;
+
+				memcpy(&v, value, sizeof(v));
+				*result = Float8GetDatum(BSON_DOUBLE_FROM_LE(v));
+				return true;
+			}
+			break;
+		case QK_BOOL:
+			if (type == BSON_TYPE_BOOL)
+			{
+				*result = BoolGetDatum(value[0] != 0);
+				return true;
+			}
+			break;
+		case QK_TIMESTAMP:
+		case QK_TIMESTAMPTZ:
+			if (type == BSON_TYPE_DATE_TIME && conv->basetypmod < 0)
+			{
+				int64_t		ms;
+
+				memcpy(&ms, value, sizeof(ms));
+				ms = (int64_t) BSON_UINT64_FROM_LE(ms);
+				/* well inside the range: no overflow check needed */
+				if (ms > -INT64CONST(200000000000000) &&
+					ms < INT64CONST(9000000000000000))
+				{
+					*result = TimestampTzGetDatum((ms - QLEAF_EPOCH_DIFF_MS) * 1000);
+					return true;
+				}
+			}
+			break;
+		case QK_TEXT:
+			if (type == BSON_TYPE_UTF8)
+			{
+				if (likely(conv->db_utf8))
+				{
+					*result = qleaf_text_from_utf8(conv, (const char *) value,
+												   len);
+					return *result != (Datum) 0;
+				}
+			}
+			else if (type == BSON_TYPE_OID)
+			{
+				*result = qleaf_text_from_oid(conv, value);
+				return true;
+			}
+			break;
+		case QK_NUMERIC:
+			if (type == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
+			{
+				*result = qleaf_numeric_from_d128(conv, value);
+				return *result != (Datum) 0;
+			}
+			break;
+		default:
+			break;
+	}
+	return false;
 }
 
 /*

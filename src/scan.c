@@ -9,14 +9,22 @@
  *   An ERROR anywhere, in our code or in conversion, frees them when the
  *   executor's memory goes away; End and ReScan free them on the happy
  *   path.  Nothing is freed only on the happy path.
- * - Documents are read where libmongoc received them: a bson_iter_t walks
- *   each reply in place and every value is converted straight into the
- *   row's Datum.  No per-document copy, no text round trip, and a key is
- *   matched to its column by parsing the short key the projection gave it.
- * - A row costs no allocation on its common paths: elements are walked
- *   with an inlined bson_iter_next for the usual types, and string,
- *   ObjectId and decimal values go to a row arena reused row after row, so
- *   a row's by-reference values live until the next row is fetched.
+ * - Documents are read where libmongoc received them: each document is
+ *   walked in place and every value is converted straight into the row's
+ *   Datum.  No per-document copy, no text round trip.
+ * - The walk does what bson_iter_next would for the usual element types,
+ *   with the same bounds checks, and hands anything else (another type,
+ *   anything that fails a check, a value the fast conversions do not take)
+ *   to libbson and the general conversion from the same element, so
+ *   malformed input and unusual values are judged by them alone.
+ * - A key is matched to its column by parsing the short key the
+ *   projection gave it ("c<N>" or "_id"), once: the documents of one scan
+ *   come with the same keys in the same order, so the key at each position
+ *   of the previous document is remembered and one masked 8-byte compare
+ *   recognises it in the next.
+ * - A row costs no allocation on its common paths: string, ObjectId and
+ *   decimal values go to a row arena reused row after row, so a row's
+ *   by-reference values live until the next row is fetched.
  * - Batches are streamed: one reply at a time, never the whole result.
  * - Running out of documents is checked against the cursor's error: an
  *   error from the server at any batch is an ERROR, never fewer rows.
@@ -66,6 +74,8 @@ struct QleafScan
 
 	QleafRowArena arena;		/* the current row's string and numeric
 								 * values */
+	struct ScanKeyMemo *memo;	/* per element position: its last key */
+	int			nmemo;
 
 	bool		exhausted;
 	QleafScanCounters counters;
@@ -74,12 +84,33 @@ struct QleafScan
 /* First size of a scan's row arena; it grows to fit the largest row. */
 #define QLEAF_ROW_ARENA_SIZE	8192
 
-static inline bool scan_iter_next(bson_iter_t *iter);
+/* What a key names: a fetched column's index k (>= 0), or one of these. */
+#define SLOT_NONE	(-1)		/* no fetched column */
+#define SLOT_ID		(-2)		/* "_id": the columns in id_keys */
+
+/*
+ * The key found at one element position of the previous document: its
+ * bytes and NUL (at most 8, in key, zero-padded) and what it names.  A
+ * key longer than that, or no key yet, is never matched (mask 0, key 1).
+ */
+typedef struct ScanKeyMemo
+{
+	uint64		key;
+	uint64		mask;			/* 0xFF over the key's bytes and NUL */
+	uint32		keylen;			/* bytes with the NUL */
+	int			slot;
+} ScanKeyMemo;
+
+static int	scan_key_slot(QleafScan *scan, const char *key);
+static uint32 scan_element_slow(QleafScan *scan, const bson_t *doc,
+								uint32 off, Datum *values, bool *isnull);
 static void scan_cleanup(void *arg);
 static void scan_close_cursor(QleafScan *scan);
 static void scan_open_cursor(QleafScan *scan);
 static void scan_read_keys(QleafScan *scan, bson_iter_t *iter,
 						   const bson_t *doc, Datum *values, bool *isnull);
+static void scan_read_joined(QleafScan *scan, bson_iter_t *iter,
+							 Datum *values, bool *isnull);
 
 /*
  * A zeroed QleafScan owned by the new memory context cxt, which releases
@@ -203,6 +234,17 @@ qleaf_scan_begin_columns(ForeignServer *server, UserMapping *user,
 	for (i = 0; i < scan->nkeys; i++)
 		scan->convs[i].arena = &scan->arena;
 
+	/* the projection's keys, "_id" and one more: nothing remembered yet */
+	scan->nmemo = scan->nkeys + 2;
+	scan->memo = palloc(sizeof(ScanKeyMemo) * scan->nmemo);
+	for (i = 0; i < scan->nmemo; i++)
+	{
+		scan->memo[i].key = 1;
+		scan->memo[i].mask = 0;
+		scan->memo[i].keylen = 0;
+		scan->memo[i].slot = SLOT_NONE;
+	}
+
 	scan->conn = qleaf_get_connection(user, server);
 	scan->collection = mongoc_client_get_collection(qleaf_conn_client(scan->conn),
 													scan->database,
@@ -286,87 +328,144 @@ scan_open_cursor(QleafScan *scan)
 	bson_destroy(&opts);
 }
 
-/*
- * bson_iter_next for the element types a scan meets most, inlined: it
- * sets exactly the fields libbson would (off, type, key, d1, d2,
- * next_off) after the same bounds checks.  Any other type, the end of the
- * document, or anything that fails a check goes to bson_iter_next itself
- * from the same position, so malformed input is judged by libbson alone.
- */
-static inline bool
-scan_iter_next(bson_iter_t *iter)
+/* What a key names (see SLOT_NONE): "c<N>" for N < nkeys, or "_id". */
+static int
+scan_key_slot(QleafScan *scan, const char *key)
 {
-	const uint8_t *data = iter->raw;
-	uint32_t	len = iter->len;
-	uint32_t	off = iter->next_off;
-	uint32_t	o;
-	uint32_t	d2 = 0;
-	uint32_t	next;
-
-	if (unlikely(data == NULL || off >= len))
-		return bson_iter_next(iter);
-
-	/* the key: a NUL-terminated string after the type byte */
-	for (o = off + 1; o < len && data[o] != 0; o++)
-		;
-	if (unlikely(o >= len))
-		return bson_iter_next(iter);
-	o++;
-
-	switch (data[off])
+	if (key[0] == 'c')
 	{
-		case BSON_TYPE_INT32:
-			next = o + 4;
-			break;
-		case BSON_TYPE_INT64:
-		case BSON_TYPE_DOUBLE:
-		case BSON_TYPE_DATE_TIME:
-			next = o + 8;
-			break;
-		case BSON_TYPE_OID:
-			next = o + 12;
-			break;
-		case BSON_TYPE_DECIMAL128:
-			next = o + 16;
-			break;
-		case BSON_TYPE_NULL:
-			next = o;
-			break;
-		case BSON_TYPE_BOOL:
-			if (o >= len || data[o] > 1)
-				return bson_iter_next(iter);
-			next = o + 1;
-			break;
-		case BSON_TYPE_UTF8:
-			{
-				uint32_t	l;
+		const char *p = key + 1;
+		int			k = 0;
 
-				if ((uint64) o + 4 >= len)
-					return bson_iter_next(iter);
-				memcpy(&l, data + o, sizeof(l));
-				l = BSON_UINT32_FROM_LE(l);
-				if (l == 0 || l > len - (o + 4) || data[o + 4 + l - 1] != 0)
-					return bson_iter_next(iter);
-				d2 = o + 4;
-				next = o + 4 + l;
-			}
-			break;
-		default:
-			return bson_iter_next(iter);
+		while (*p >= '0' && *p <= '9')
+		{
+			/* past any key index: stays too large */
+			if (k <= scan->nkeys)
+				k = k * 10 + (*p - '0');
+			p++;
+		}
+		if (*p == '\0' && p > key + 1 && k < scan->nkeys)
+			return k;
+		return SLOT_NONE;
 	}
-	if (unlikely(next >= len))
-		return bson_iter_next(iter);
+	if (scan->n_id_keys > 0 && strcmp(key, "_id") == 0)
+		return SLOT_ID;
+	return SLOT_NONE;
+}
 
-	iter->off = off;
-	iter->type = off;
-	iter->key = off + 1;
-	iter->d1 = o;
-	iter->d2 = d2;
-	iter->d3 = 0;
-	iter->d4 = 0;
-	iter->next_off = next;
-	iter->err_off = 0;
-	return true;
+/*
+ * The element of doc at offset off, the way libbson reads it, converted
+ * with qleaf_bson_to_datum into the columns its key names.  Returns the
+ * next element's offset, or 0 at the end of the document (or where
+ * libbson finds it malformed, which ends its walk too).  Out of line: the
+ * iterator it needs is large and aligned.
+ */
+static pg_noinline uint32
+scan_element_slow(QleafScan *scan, const bson_t *doc, uint32 off,
+				  Datum *values, bool *isnull)
+{
+	bson_iter_t iter;
+	int			slot;
+
+	if (!bson_iter_init(&iter, doc))
+		return 0;
+	iter.next_off = off;
+	if (!bson_iter_next(&iter))
+		return 0;
+
+	slot = scan_key_slot(scan, bson_iter_key_unsafe(&iter));
+	if (slot >= 0)
+	{
+		int			att = scan->key_att[slot];
+
+		values[att] = qleaf_bson_to_datum(&scan->convs[slot], &iter, doc,
+										  &isnull[att]);
+	}
+	else if (slot == SLOT_ID)
+	{
+		for (int j = 0; j < scan->n_id_keys; j++)
+		{
+			int			k = scan->id_keys[j];
+			int			att = scan->key_att[k];
+
+			values[att] = qleaf_bson_to_datum(&scan->convs[k], &iter, doc,
+											  &isnull[att]);
+		}
+	}
+	else if (scan->joined_key != NULL &&
+			 BSON_ITER_HOLDS_DOCUMENT(&iter) &&
+			 strcmp(bson_iter_key_unsafe(&iter), scan->joined_key) == 0)
+		scan_read_joined(scan, &iter, values, isnull);
+	return iter.next_off;
+}
+
+/*
+ * Remember that position pos of a document holds the key at key (klen
+ * bytes with its NUL), which names slot.
+ */
+static void
+scan_memo_key(QleafScan *scan, int pos, const uint8_t *key, uint32 klen,
+			  int slot)
+{
+	ScanKeyMemo *memo = &scan->memo[pos];
+
+	if (klen > sizeof(uint64))
+	{
+		memo->key = 1;
+		memo->mask = 0;
+		memo->keylen = 0;
+		return;
+	}
+	memo->key = 0;
+	memo->mask = 0;
+	memcpy(&memo->key, key, klen);
+	memset(&memo->mask, 0xFF, klen);
+	memo->keylen = klen;
+	memo->slot = slot;
+}
+
+/*
+ * Convert the element at off into the row: its type t, its key at
+ * off + 1, its value at value, a string's length in slen.  Returns the
+ * next element's offset, or 0 when the document ends (see
+ * scan_element_slow).
+ */
+static inline uint32
+scan_element(QleafScan *scan, const bson_t *doc, uint32 off, uint8_t t,
+			  int slot, const uint8_t *value, uint32 slen, uint32 next,
+			  Datum *values, bool *isnull)
+{
+	if (slot >= 0)
+	{
+		int			att = scan->key_att[slot];
+
+		if (likely(qleaf_convert_fast(&scan->convs[slot], t, value, slen,
+									  &values[att])))
+		{
+			isnull[att] = false;
+			return next;
+		}
+	}
+	else if (slot == SLOT_NONE)
+		return next;
+	else
+	{
+		int			j;
+
+		for (j = 0; j < scan->n_id_keys; j++)
+		{
+			int			k = scan->id_keys[j];
+			int			att = scan->key_att[k];
+
+			if (!qleaf_convert_fast(&scan->convs[k], t, value, slen,
+									&values[att]))
+				break;
+			isnull[att] = false;
+		}
+		if (likely(j == scan->n_id_keys))
+			return next;
+	}
+	return scan_element_slow(scan, doc, off, values, isnull);
 }
 
 /*
@@ -377,7 +476,7 @@ static void
 scan_read_keys(QleafScan *scan, bson_iter_t *iter, const bson_t *doc,
 			   Datum *values, bool *isnull)
 {
-	while (scan_iter_next(iter))
+	while (bson_iter_next(iter))
 	{
 		const char *key = (const char *) iter->raw + iter->key;
 
@@ -412,22 +511,31 @@ scan_read_keys(QleafScan *scan, bson_iter_t *iter, const bson_t *doc,
 		else if (scan->joined_key != NULL &&
 				 strcmp(key, scan->joined_key) == 0 &&
 				 BSON_ITER_HOLDS_DOCUMENT(iter))
-		{
-			const uint8_t *data;
-			uint32_t	len;
-			bson_t		sub;
-			bson_iter_t subiter;
-
-			bson_iter_document(iter, &len, &data);
-			if (!bson_init_static(&sub, data, len) ||
-				!bson_iter_init(&subiter, &sub))
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_ERROR),
-						 errmsg("MongoDB returned a malformed document"),
-						 errcontext("%s", scan->what)));
-			scan_read_keys(scan, &subiter, &sub, values, isnull);
-		}
+			scan_read_joined(scan, iter, values, isnull);
 	}
+}
+
+/*
+ * Convert the keys of the joined subdocument iter points at (see
+ * scan_read_keys).
+ */
+static void
+scan_read_joined(QleafScan *scan, bson_iter_t *iter, Datum *values,
+				 bool *isnull)
+{
+	const uint8_t *data;
+	uint32_t	len;
+	bson_t		sub;
+	bson_iter_t subiter;
+
+	bson_iter_document(iter, &len, &data);
+	if (!bson_init_static(&sub, data, len) ||
+		!bson_iter_init(&subiter, &sub))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("MongoDB returned a malformed document"),
+				 errcontext("%s", scan->what)));
+	scan_read_keys(scan, &subiter, &sub, values, isnull);
 }
 
 /*
@@ -439,7 +547,10 @@ bool
 qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 {
 	const bson_t *doc;
-	bson_iter_t iter;
+	const uint8_t *data;
+	uint32		len;
+	uint32		off;
+	int			pos;
 	const QleafConnStats *stats;
 	uint64		round_trips;
 	uint64		bytes;
@@ -487,13 +598,108 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 	memset(isnull, true, sizeof(bool) * scan->natts);
 	qleaf_arena_next_row(&scan->arena);
 
-	if (!bson_iter_init(&iter, doc))
+	data = bson_get_data(doc);
+	len = doc->len;
+	if (len < 5)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("MongoDB returned a malformed document"),
 				 errcontext("%s", scan->what)));
 
-	scan_read_keys(scan, &iter, doc, values, isnull);
+	off = 4;
+	for (pos = 0; off != 0; pos++)
+	{
+		uint32		o;
+		uint32		next;
+		uint32		slen = 0;
+		int			slot;
+
+		if (unlikely(off >= len - 1))
+		{
+			/* the document's final NUL, or the slow path tells */
+			if (off == len - 1 && data[off] == 0)
+				break;
+			off = scan_element_slow(scan, doc, off, values, isnull);
+			continue;
+		}
+
+		/* the key: as in the previous document at this position? */
+		if (likely(pos < scan->nmemo && off + 1 + sizeof(uint64) <= len))
+		{
+			const ScanKeyMemo *memo = &scan->memo[pos];
+			uint64		w;
+
+			memcpy(&w, data + off + 1, sizeof(w));
+			if ((w & memo->mask) == memo->key)
+			{
+				o = off + 1 + memo->keylen;
+				slot = memo->slot;
+				goto value;
+			}
+		}
+		for (o = off + 1; o < len && data[o] != 0; o++)
+			;
+		if (unlikely(o >= len))
+		{
+			off = scan_element_slow(scan, doc, off, values, isnull);
+			continue;
+		}
+		slot = scan_key_slot(scan, (const char *) data + off + 1);
+		if (pos < scan->nmemo)
+			scan_memo_key(scan, pos, data + off + 1, o - off, slot);
+		o++;
+
+value:
+		/* the value: where it ends, with libbson's checks */
+		switch (data[off])
+		{
+			case BSON_TYPE_INT32:
+				next = o + 4;
+				break;
+			case BSON_TYPE_INT64:
+			case BSON_TYPE_DOUBLE:
+			case BSON_TYPE_DATE_TIME:
+				next = o + 8;
+				break;
+			case BSON_TYPE_OID:
+				next = o + 12;
+				break;
+			case BSON_TYPE_DECIMAL128:
+				next = o + 16;
+				break;
+			case BSON_TYPE_BOOL:
+				if (o >= len || data[o] > 1)
+					goto slow;
+				next = o + 1;
+				break;
+			case BSON_TYPE_UTF8:
+				{
+					uint32_t	l;
+
+					if ((uint64) o + 4 >= len)
+						goto slow;
+					memcpy(&l, data + o, sizeof(l));
+					l = BSON_UINT32_FROM_LE(l);
+					if (l == 0 || l > len - (o + 4) ||
+						data[o + 4 + l - 1] != 0)
+						goto slow;
+					slen = l - 1;
+					o += 4;
+					next = o + l;
+				}
+				break;
+			default:
+				goto slow;
+		}
+		if (unlikely(next >= len))
+			goto slow;
+		off = scan_element(scan, doc, off, data[off], slot, data + o, slen,
+						   next, values, isnull);
+		continue;
+
+slow:
+		off = scan_element_slow(scan, doc, off, values, isnull);
+	}
 	return true;
 }
 
