@@ -19,9 +19,10 @@
  *   malformed input and unusual values are judged by them alone.
  * - A key is matched to its column by parsing the short key the
  *   projection gave it ("c<N>" or "_id"), once: the documents of one scan
- *   come with the same keys in the same order, so the key at each position
- *   of the previous document is remembered and one masked 8-byte compare
- *   recognises it in the next.
+ *   come with the same keys in the same order, and mostly the same types,
+ *   so the type byte and key at each position of the previous document
+ *   are remembered and one masked 8-byte compare recognises both in the
+ *   next, with the size of a fixed-size value.
  * - A row costs no allocation on its common paths: string, ObjectId and
  *   decimal values go to a row arena reused row after row, so a row's
  *   by-reference values live until the next row is fetched.
@@ -74,7 +75,8 @@ struct QleafScan
 
 	QleafRowArena arena;		/* the current row's string and numeric
 								 * values */
-	struct ScanKeyMemo *memo;	/* per element position: its last key */
+	struct ScanKeyMemo *memo;	/* per element position: its last type
+								 * and key */
 	int			nmemo;
 
 	bool		exhausted;
@@ -89,15 +91,17 @@ struct QleafScan
 #define SLOT_ID		(-2)		/* "_id": the columns in id_keys */
 
 /*
- * The key found at one element position of the previous document: its
- * bytes and NUL (at most 8, in key, zero-padded) and what it names.  A
- * key longer than that, or no key yet, is never matched (mask 0, key 1).
+ * The head of the element at one position of the previous document: its
+ * type byte, key and NUL (at most 8 bytes, in head, zero-padded), what the
+ * key names, and the value's size if the type has a fixed one.  A longer
+ * head, or none yet, is never matched (mask 0, head 1).
  */
 typedef struct ScanKeyMemo
 {
-	uint64		key;
-	uint64		mask;			/* 0xFF over the key's bytes and NUL */
-	uint32		keylen;			/* bytes with the NUL */
+	uint64		head;
+	uint64		mask;			/* 0xFF over the head's bytes */
+	uint32		headlen;		/* bytes: type, key, NUL */
+	int32		size;			/* value bytes, or -1: not a fixed size */
 	int			slot;
 } ScanKeyMemo;
 
@@ -239,9 +243,10 @@ qleaf_scan_begin_columns(ForeignServer *server, UserMapping *user,
 	scan->memo = palloc(sizeof(ScanKeyMemo) * scan->nmemo);
 	for (i = 0; i < scan->nmemo; i++)
 	{
-		scan->memo[i].key = 1;
+		scan->memo[i].head = 1;
 		scan->memo[i].mask = 0;
-		scan->memo[i].keylen = 0;
+		scan->memo[i].headlen = 0;
+		scan->memo[i].size = -1;
 		scan->memo[i].slot = SLOT_NONE;
 	}
 
@@ -400,40 +405,61 @@ scan_element_slow(QleafScan *scan, const bson_t *doc, uint32 off,
 }
 
 /*
- * Remember that position pos of a document holds the key at key (klen
- * bytes with its NUL), which names slot.
+ * Remember that position pos of a document holds an element whose type
+ * byte, key and NUL are the headlen bytes at head, the key naming slot.
  */
 static void
-scan_memo_key(QleafScan *scan, int pos, const uint8_t *key, uint32 klen,
-			  int slot)
+scan_memo_head(QleafScan *scan, int pos, const uint8_t *head, uint32 headlen,
+			   int slot)
 {
 	ScanKeyMemo *memo = &scan->memo[pos];
 
-	if (klen > sizeof(uint64))
+	if (headlen > sizeof(uint64))
 	{
-		memo->key = 1;
+		memo->head = 1;
 		memo->mask = 0;
-		memo->keylen = 0;
+		memo->headlen = 0;
 		return;
 	}
-	memo->key = 0;
+	memo->head = 0;
 	memo->mask = 0;
-	memcpy(&memo->key, key, klen);
-	memset(&memo->mask, 0xFF, klen);
-	memo->keylen = klen;
+	memcpy(&memo->head, head, headlen);
+	memset(&memo->mask, 0xFF, headlen);
+	memo->headlen = headlen;
 	memo->slot = slot;
+	switch (head[0])
+	{
+		case BSON_TYPE_INT32:
+			memo->size = 4;
+			break;
+		case BSON_TYPE_INT64:
+		case BSON_TYPE_DOUBLE:
+		case BSON_TYPE_DATE_TIME:
+			memo->size = 8;
+			break;
+		case BSON_TYPE_OID:
+			memo->size = 12;
+			break;
+		case BSON_TYPE_DECIMAL128:
+			memo->size = 16;
+			break;
+		default:
+			/* strings, bools (whose byte is checked): the switch below */
+			memo->size = -1;
+			break;
+	}
 }
 
 /*
  * Convert the element at off into the row: its type t, its key at
- * off + 1, its value at value, a string's length in slen.  Returns the
- * next element's offset, or 0 when the document ends (see
- * scan_element_slow).
+ * off + 1 naming slot, its value at value (a string's length in slen),
+ * the next element at next.  Returns the next element's offset, or 0 when
+ * the document ends (see scan_element_slow).
  */
 static inline uint32
 scan_element(QleafScan *scan, const bson_t *doc, uint32 off, uint8_t t,
-			  int slot, const uint8_t *value, uint32 slen, uint32 next,
-			  Datum *values, bool *isnull)
+			 int slot, const uint8_t *value, uint32 slen, uint32 next,
+			 Datum *values, bool *isnull)
 {
 	if (slot >= 0)
 	{
@@ -539,6 +565,129 @@ scan_read_joined(QleafScan *scan, bson_iter_t *iter, Datum *values,
 }
 
 /*
+ * Convert the elements of doc into the row (values/isnull, all NULL on
+ * entry).  What the loop needs of the scan is read into locals first:
+ * stores to isnull (bool) may alias anything, so fields read through scan
+ * would be loaded again after each one.
+ */
+static void
+scan_document(QleafScan *scan, const bson_t *doc, Datum *values,
+			  bool *isnull)
+{
+	const uint8_t *data = bson_get_data(doc);
+	const uint32 len = doc->len;
+	ScanKeyMemo *const memo = scan->memo;
+	const int	nmemo = scan->nmemo;
+	uint32		off;
+	int			pos;
+
+	if (len < 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("MongoDB returned a malformed document"),
+				 errcontext("%s", scan->what)));
+
+	off = 4;
+	for (pos = 0; off != 0; pos++)
+	{
+		uint32		o;
+		uint32		next;
+		uint32		slen = 0;
+		int			slot;
+
+		if (unlikely(off >= len - 1))
+		{
+			/* the document's final NUL, or the slow path tells */
+			if (off == len - 1 && data[off] == 0)
+				break;
+			off = scan_element_slow(scan, doc, off, values, isnull);
+			continue;
+		}
+
+		/* type and key: as in the previous document at this position? */
+		if (likely(pos < nmemo && off + sizeof(uint64) <= len))
+		{
+			const ScanKeyMemo *m = &memo[pos];
+			uint64		w;
+
+			memcpy(&w, data + off, sizeof(w));
+			if ((w & m->mask) == m->head)
+			{
+				o = off + m->headlen;
+				slot = m->slot;
+				if (m->size < 0)
+					goto value;
+				next = o + m->size;
+				goto convert;
+			}
+		}
+		for (o = off + 1; o < len && data[o] != 0; o++)
+			;
+		if (unlikely(o >= len))
+		{
+			off = scan_element_slow(scan, doc, off, values, isnull);
+			continue;
+		}
+		slot = scan_key_slot(scan, (const char *) data + off + 1);
+		if (pos < nmemo)
+			scan_memo_head(scan, pos, data + off, o + 1 - off, slot);
+		o++;
+
+value:
+		/* the value: where it ends, with libbson's checks */
+		switch (data[off])
+		{
+			case BSON_TYPE_INT32:
+				next = o + 4;
+				break;
+			case BSON_TYPE_INT64:
+			case BSON_TYPE_DOUBLE:
+			case BSON_TYPE_DATE_TIME:
+				next = o + 8;
+				break;
+			case BSON_TYPE_OID:
+				next = o + 12;
+				break;
+			case BSON_TYPE_DECIMAL128:
+				next = o + 16;
+				break;
+			case BSON_TYPE_BOOL:
+				if (o >= len || data[o] > 1)
+					goto slow;
+				next = o + 1;
+				break;
+			case BSON_TYPE_UTF8:
+				{
+					uint32_t	l;
+
+					if ((uint64) o + 4 >= len)
+						goto slow;
+					memcpy(&l, data + o, sizeof(l));
+					l = BSON_UINT32_FROM_LE(l);
+					if (l == 0 || l > len - (o + 4) ||
+						data[o + 4 + l - 1] != 0)
+						goto slow;
+					slen = l - 1;
+					o += 4;
+					next = o + l;
+				}
+				break;
+			default:
+				goto slow;
+		}
+convert:
+		if (unlikely(next >= len))
+			goto slow;
+		off = scan_element(scan, doc, off, data[off], slot, data + o, slen,
+						   next, values, isnull);
+		continue;
+
+slow:
+		off = scan_element_slow(scan, doc, off, values, isnull);
+	}
+}
+
+/*
  * Fill values/isnull (natts entries) with the next document.  Returns
  * false when the pipeline has no more documents.  By-reference values stay
  * valid until the next call (they may live in the scan's row arena).
@@ -547,10 +696,6 @@ bool
 qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 {
 	const bson_t *doc;
-	const uint8_t *data;
-	uint32		len;
-	uint32		off;
-	int			pos;
 	const QleafConnStats *stats;
 	uint64		round_trips;
 	uint64		bytes;
@@ -598,108 +743,7 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 	memset(isnull, true, sizeof(bool) * scan->natts);
 	qleaf_arena_next_row(&scan->arena);
 
-	data = bson_get_data(doc);
-	len = doc->len;
-	if (len < 5)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("MongoDB returned a malformed document"),
-				 errcontext("%s", scan->what)));
-
-	off = 4;
-	for (pos = 0; off != 0; pos++)
-	{
-		uint32		o;
-		uint32		next;
-		uint32		slen = 0;
-		int			slot;
-
-		if (unlikely(off >= len - 1))
-		{
-			/* the document's final NUL, or the slow path tells */
-			if (off == len - 1 && data[off] == 0)
-				break;
-			off = scan_element_slow(scan, doc, off, values, isnull);
-			continue;
-		}
-
-		/* the key: as in the previous document at this position? */
-		if (likely(pos < scan->nmemo && off + 1 + sizeof(uint64) <= len))
-		{
-			const ScanKeyMemo *memo = &scan->memo[pos];
-			uint64		w;
-
-			memcpy(&w, data + off + 1, sizeof(w));
-			if ((w & memo->mask) == memo->key)
-			{
-				o = off + 1 + memo->keylen;
-				slot = memo->slot;
-				goto value;
-			}
-		}
-		for (o = off + 1; o < len && data[o] != 0; o++)
-			;
-		if (unlikely(o >= len))
-		{
-			off = scan_element_slow(scan, doc, off, values, isnull);
-			continue;
-		}
-		slot = scan_key_slot(scan, (const char *) data + off + 1);
-		if (pos < scan->nmemo)
-			scan_memo_key(scan, pos, data + off + 1, o - off, slot);
-		o++;
-
-value:
-		/* the value: where it ends, with libbson's checks */
-		switch (data[off])
-		{
-			case BSON_TYPE_INT32:
-				next = o + 4;
-				break;
-			case BSON_TYPE_INT64:
-			case BSON_TYPE_DOUBLE:
-			case BSON_TYPE_DATE_TIME:
-				next = o + 8;
-				break;
-			case BSON_TYPE_OID:
-				next = o + 12;
-				break;
-			case BSON_TYPE_DECIMAL128:
-				next = o + 16;
-				break;
-			case BSON_TYPE_BOOL:
-				if (o >= len || data[o] > 1)
-					goto slow;
-				next = o + 1;
-				break;
-			case BSON_TYPE_UTF8:
-				{
-					uint32_t	l;
-
-					if ((uint64) o + 4 >= len)
-						goto slow;
-					memcpy(&l, data + o, sizeof(l));
-					l = BSON_UINT32_FROM_LE(l);
-					if (l == 0 || l > len - (o + 4) ||
-						data[o + 4 + l - 1] != 0)
-						goto slow;
-					slen = l - 1;
-					o += 4;
-					next = o + l;
-				}
-				break;
-			default:
-				goto slow;
-		}
-		if (unlikely(next >= len))
-			goto slow;
-		off = scan_element(scan, doc, off, data[off], slot, data + o, slen,
-						   next, values, isnull);
-		continue;
-
-slow:
-		off = scan_element_slow(scan, doc, off, values, isnull);
-	}
+	scan_document(scan, doc, values, isnull);
 	return true;
 }
 
