@@ -683,10 +683,18 @@ ascii_no_nul(const char *s, Size len)
 			acc |= (*s == '\0') ? high : ((uint64) (unsigned char) *s & 0x80);
 		return acc == 0;
 	}
-	for (; len > 8; s += 8, len -= 8)
+	for (; len > 16; s += 16, len -= 16)
+	{
+		uint64		w2;
+
+		memcpy(&w, s, 8);
+		memcpy(&w2, s + 8, 8);
+		/* high bit set, or a zero byte */
+		acc |= (w | ((w - ones) & ~w) | w2 | ((w2 - ones) & ~w2)) & high;
+	}
+	if (len > 8)
 	{
 		memcpy(&w, s, 8);
-		/* high bit set, or a zero byte */
 		acc |= (w | ((w - ones) & ~w)) & high;
 	}
 	memcpy(&w, s + len - 8, 8);
@@ -725,8 +733,13 @@ qleaf_text_from_oid(QleafColumnConv *conv, const uint8_t *oid)
 	if (unlikely(!hex_pairs_ready))
 		hex_pairs_init();
 	SET_VARSIZE(t, VARHDRSZ + 24);
-	for (int i = 0; i < 12; i++)
-		memcpy(p + 2 * i, &hex_pairs[oid[i]], 2);
+	for (int i = 0; i < 12; i += 4)
+	{
+		uint16		q[4] = {hex_pairs[oid[i]], hex_pairs[oid[i + 1]],
+		hex_pairs[oid[i + 2]], hex_pairs[oid[i + 3]]};
+
+		memcpy(p + 2 * i, q, sizeof(q));
+	}
 	return PointerGetDatum(t);
 }
 
@@ -1758,6 +1771,24 @@ qleaf_numeric_from_d128(QleafColumnConv *conv, const uint8_t *value)
 	dec.low = BSON_UINT64_FROM_LE(w);
 	memcpy(&w, value + 8, sizeof(w));
 	dec.high = BSON_UINT64_FROM_LE(w);
+
+	/*
+	 * The usual case, as decode_decimal128 would find it: a finite value
+	 * in the common encoding whose coefficient fits the low word.
+	 */
+	if (((dec.high >> 61) & 3) != 3 &&
+		(dec.high & UINT64CONST(0x1FFFFFFFFFFFF)) == 0 &&
+		dec.low <= (uint64) FAST_NUMERIC_MAX)
+	{
+		int			exp = (int) ((dec.high >> 49) & 0x3FFF) - 6176;
+
+		if (exp <= 0)
+			return NumericGetDatum(numeric_from_scaled(conv,
+													   (dec.high >> 63) != 0,
+													   dec.low, -exp));
+		return (Datum) 0;
+	}
+
 	decode_decimal128(&dec, &p);
 	if (p.cls == D128_FINITE &&
 		p.coef <= (unsigned __int128) FAST_NUMERIC_MAX && p.exp <= 0)

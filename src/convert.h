@@ -126,7 +126,7 @@ qleaf_arena_next_row(QleafRowArena *arena)
 }
 
 /*
- * The out-of-line halves of qleaf_convert_fast; each returns (Datum) 0
+ * The out-of-line halves of qleaf_convert_op; each returns (Datum) 0
  * when the value needs the general path.
  */
 extern Datum qleaf_text_from_utf8(QleafColumnConv *conv, const char *s,
@@ -136,26 +136,90 @@ extern Datum qleaf_numeric_from_d128(QleafColumnConv *conv,
 									 const uint8_t *value);
 
 /*
- * The common exact matches of BSON type and column type, converted from a
- * value's bytes where they lie in the document.  value points at the
- * element's value; for a string at its characters, len of them (without
- * the NUL), already checked to lie in the document; a bool's byte is known
- * to be 0 or 1.  Returns false when qleaf_bson_to_datum must judge the
- * value (another type, a domain, a typmod, a value outside the fast range,
- * a string that is not plain valid UTF-8): its general path gives the
- * same results, and the errors.  Never NULL: BSON null takes that path.
+ * The common exact matches of BSON type and column type, each converted
+ * from a value's bytes where they lie in the document (qleaf_convert_op).
+ * Which one applies depends only on the column and the BSON type, so a
+ * scan may choose it once for a run of documents of the same shape.
  */
-static inline bool
-qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
-				   uint32_t len, Datum *result)
+typedef enum QleafFastOp
+{
+	QF_NONE = 0,				/* none: qleaf_bson_to_datum's general path */
+	QF_INT4_FROM_INT32,
+	QF_INT8_FROM_INT64,
+	QF_INT8_FROM_INT32,
+	QF_FLOAT8_FROM_DOUBLE,
+	QF_BOOL_FROM_BOOL,
+	QF_TIMESTAMP_FROM_DATE,		/* timestamp and timestamptz */
+	QF_TEXT_FROM_UTF8,
+	QF_TEXT_FROM_OID,
+	QF_NUMERIC_FROM_DECIMAL
+} QleafFastOp;
+
+/* The fast conversion of a BSON type to the column, or QF_NONE. */
+static inline QleafFastOp
+qleaf_fast_op(const QleafColumnConv *conv, uint8_t type)
 {
 	if (unlikely(OidIsValid(conv->domaintypid)))
-		return false;
+		return QF_NONE;
 
 	switch (conv->kind)
 	{
 		case QK_INT4:
 			if (type == BSON_TYPE_INT32)
+				return QF_INT4_FROM_INT32;
+			break;
+		case QK_INT8:
+			if (type == BSON_TYPE_INT64)
+				return QF_INT8_FROM_INT64;
+			if (type == BSON_TYPE_INT32)
+				return QF_INT8_FROM_INT32;
+			break;
+		case QK_FLOAT8:
+			if (type == BSON_TYPE_DOUBLE)
+				return QF_FLOAT8_FROM_DOUBLE;
+			break;
+		case QK_BOOL:
+			if (type == BSON_TYPE_BOOL)
+				return QF_BOOL_FROM_BOOL;
+			break;
+		case QK_TIMESTAMP:
+		case QK_TIMESTAMPTZ:
+			if (type == BSON_TYPE_DATE_TIME && conv->basetypmod < 0)
+				return QF_TIMESTAMP_FROM_DATE;
+			break;
+		case QK_TEXT:
+			if (type == BSON_TYPE_UTF8 && conv->db_utf8)
+				return QF_TEXT_FROM_UTF8;
+			if (type == BSON_TYPE_OID)
+				return QF_TEXT_FROM_OID;
+			break;
+		case QK_NUMERIC:
+			if (type == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
+				return QF_NUMERIC_FROM_DECIMAL;
+			break;
+		default:
+			break;
+	}
+	return QF_NONE;
+}
+
+/*
+ * Convert a value by op (qleaf_fast_op of the column and the value's BSON
+ * type).  value points at the element's value; for a string at its
+ * characters, len of them (without the NUL), already checked to lie in
+ * the document.  Returns false when qleaf_bson_to_datum must judge the
+ * value (a bool byte other than 0 or 1, a value outside the fast range, a
+ * string that is not plain valid UTF-8, QF_NONE): its general path gives
+ * the same results, and the errors.  Never NULL: BSON null takes that
+ * path.
+ */
+static inline bool
+qleaf_convert_op(QleafColumnConv *conv, QleafFastOp op, const uint8_t *value,
+				 uint32_t len, Datum *result)
+{
+	switch (op)
+	{
+		case QF_INT4_FROM_INT32:
 			{
 				int32_t		v;
 
@@ -163,9 +227,7 @@ qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
 				*result = Int32GetDatum((int32) BSON_UINT32_FROM_LE(v));
 				return true;
 			}
-			break;
-		case QK_INT8:
-			if (type == BSON_TYPE_INT64)
+		case QF_INT8_FROM_INT64:
 			{
 				int64_t		v;
 
@@ -173,7 +235,7 @@ qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
 				*result = Int64GetDatum((int64) BSON_UINT64_FROM_LE(v));
 				return true;
 			}
-			if (type == BSON_TYPE_INT32)
+		case QF_INT8_FROM_INT32:
 			{
 				int32_t		v;
 
@@ -181,9 +243,7 @@ qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
 				*result = Int64GetDatum((int32) BSON_UINT32_FROM_LE(v));
 				return true;
 			}
-			break;
-		case QK_FLOAT8:
-			if (type == BSON_TYPE_DOUBLE)
+		case QF_FLOAT8_FROM_DOUBLE:
 			{
 				double		v;
 
@@ -191,17 +251,12 @@ qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
 				*result = Float8GetDatum(BSON_DOUBLE_FROM_LE(v));
 				return true;
 			}
-			break;
-		case QK_BOOL:
-			if (type == BSON_TYPE_BOOL)
-			{
-				*result = BoolGetDatum(value[0] != 0);
-				return true;
-			}
-			break;
-		case QK_TIMESTAMP:
-		case QK_TIMESTAMPTZ:
-			if (type == BSON_TYPE_DATE_TIME && conv->basetypmod < 0)
+		case QF_BOOL_FROM_BOOL:
+			if (value[0] > 1)
+				return false;
+			*result = BoolGetDatum(value[0] != 0);
+			return true;
+		case QF_TIMESTAMP_FROM_DATE:
 			{
 				int64_t		ms;
 
@@ -214,35 +269,30 @@ qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
 					*result = TimestampTzGetDatum((ms - QLEAF_EPOCH_DIFF_MS) * 1000);
 					return true;
 				}
+				return false;
 			}
-			break;
-		case QK_TEXT:
-			if (type == BSON_TYPE_UTF8)
-			{
-				if (likely(conv->db_utf8))
-				{
-					*result = qleaf_text_from_utf8(conv, (const char *) value,
-												   len);
-					return *result != (Datum) 0;
-				}
-			}
-			else if (type == BSON_TYPE_OID)
-			{
-				*result = qleaf_text_from_oid(conv, value);
-				return true;
-			}
-			break;
-		case QK_NUMERIC:
-			if (type == BSON_TYPE_DECIMAL128 && conv->basetypmod < 0)
-			{
-				*result = qleaf_numeric_from_d128(conv, value);
-				return *result != (Datum) 0;
-			}
-			break;
-		default:
+		case QF_TEXT_FROM_UTF8:
+			*result = qleaf_text_from_utf8(conv, (const char *) value, len);
+			return *result != (Datum) 0;
+		case QF_TEXT_FROM_OID:
+			*result = qleaf_text_from_oid(conv, value);
+			return true;
+		case QF_NUMERIC_FROM_DECIMAL:
+			*result = qleaf_numeric_from_d128(conv, value);
+			return *result != (Datum) 0;
+		case QF_NONE:
 			break;
 	}
 	return false;
+}
+
+/* qleaf_convert_op with the op chosen for this value. */
+static inline bool
+qleaf_convert_fast(QleafColumnConv *conv, uint8_t type, const uint8_t *value,
+				   uint32_t len, Datum *result)
+{
+	return qleaf_convert_op(conv, qleaf_fast_op(conv, type), value, len,
+							result);
 }
 
 /*

@@ -93,7 +93,8 @@ struct QleafScan
 /*
  * The head of the element at one position of the previous document: its
  * type byte, key and NUL (at most 8 bytes, in head, zero-padded), what the
- * key names, and the value's size if the type has a fixed one.  A longer
+ * key names, the value's size if the type has a fixed one, and for a key
+ * naming one column, the fast conversion of that type to it.  A longer
  * head, or none yet, is never matched (mask 0, head 1).
  */
 typedef struct ScanKeyMemo
@@ -103,6 +104,8 @@ typedef struct ScanKeyMemo
 	uint32		headlen;		/* bytes: type, key, NUL */
 	int32		size;			/* value bytes, or -1: not a fixed size */
 	int			slot;
+	int			att;			/* slot >= 0: the column's attribute index */
+	QleafFastOp op;				/* slot >= 0: qleaf_fast_op, else QF_NONE */
 } ScanKeyMemo;
 
 static int	scan_key_slot(QleafScan *scan, const char *key);
@@ -248,6 +251,8 @@ qleaf_scan_begin_columns(ForeignServer *server, UserMapping *user,
 		scan->memo[i].headlen = 0;
 		scan->memo[i].size = -1;
 		scan->memo[i].slot = SLOT_NONE;
+		scan->memo[i].att = -1;
+		scan->memo[i].op = QF_NONE;
 	}
 
 	scan->conn = qleaf_get_connection(user, server);
@@ -427,8 +432,14 @@ scan_memo_head(QleafScan *scan, int pos, const uint8_t *head, uint32 headlen,
 	memset(&memo->mask, 0xFF, headlen);
 	memo->headlen = headlen;
 	memo->slot = slot;
+	memo->att = slot >= 0 ? scan->key_att[slot] : -1;
+	memo->op = slot >= 0 ? qleaf_fast_op(&scan->convs[slot], head[0]) : QF_NONE;
 	switch (head[0])
 	{
+		case BSON_TYPE_BOOL:
+			/* its byte is checked by the conversion, else by the switch */
+			memo->size = memo->op != QF_NONE ? 1 : -1;
+			break;
 		case BSON_TYPE_INT32:
 			memo->size = 4;
 			break;
@@ -444,10 +455,33 @@ scan_memo_head(QleafScan *scan, int pos, const uint8_t *head, uint32 headlen,
 			memo->size = 16;
 			break;
 		default:
-			/* strings, bools (whose byte is checked): the switch below */
+			/* strings: the switch below */
 			memo->size = -1;
 			break;
 	}
+}
+
+/*
+ * The string value at o of a document of len bytes, checked as libbson
+ * checks it: its characters and their number (without the NUL), and the
+ * next element's offset.  False if it does not hold together.
+ */
+static inline bool
+scan_string_at(const uint8_t *data, uint32 len, uint32 o,
+			   const uint8_t **chars, uint32 *slen, uint32 *next)
+{
+	uint32_t	l;
+
+	if ((uint64) o + 4 >= len)
+		return false;
+	memcpy(&l, data + o, sizeof(l));
+	l = BSON_UINT32_FROM_LE(l);
+	if (l == 0 || l > len - (o + 4) || data[o + 4 + l - 1] != 0)
+		return false;
+	*chars = data + o + 4;
+	*slen = l - 1;
+	*next = o + 4 + l;
+	return true;
 }
 
 /*
@@ -578,6 +612,7 @@ scan_document(QleafScan *scan, const bson_t *doc, Datum *values,
 	const uint32 len = doc->len;
 	ScanKeyMemo *const memo = scan->memo;
 	const int	nmemo = scan->nmemo;
+	QleafColumnConv *const convs = scan->convs;
 	uint32		off;
 	int			pos;
 
@@ -614,6 +649,27 @@ scan_document(QleafScan *scan, const bson_t *doc, Datum *values,
 			if ((w & m->mask) == m->head)
 			{
 				o = off + m->headlen;
+				if (m->op != QF_NONE)
+				{
+					/* one column, and its fast conversion */
+					const uint8_t *value = data + o;
+
+					if (m->size >= 0)
+						next = o + m->size;
+					else if (!scan_string_at(data, len, o, &value, &slen,
+											 &next))
+						goto slow;
+					if (unlikely(next >= len))
+						goto slow;
+					if (likely(qleaf_convert_op(&convs[m->slot], m->op, value,
+												slen, &values[m->att])))
+					{
+						isnull[m->att] = false;
+						off = next;
+						continue;
+					}
+					goto slow;
+				}
 				slot = m->slot;
 				if (m->size < 0)
 					goto value;
@@ -658,18 +714,11 @@ value:
 				break;
 			case BSON_TYPE_UTF8:
 				{
-					uint32_t	l;
+					const uint8_t *chars;
 
-					if ((uint64) o + 4 >= len)
+					if (!scan_string_at(data, len, o, &chars, &slen, &next))
 						goto slow;
-					memcpy(&l, data + o, sizeof(l));
-					l = BSON_UINT32_FROM_LE(l);
-					if (l == 0 || l > len - (o + 4) ||
-						data[o + 4 + l - 1] != 0)
-						goto slow;
-					slen = l - 1;
-					o += 4;
-					next = o + l;
+					o = chars - data;
 				}
 				break;
 			default:
