@@ -53,6 +53,7 @@ struct QleafScan
 	ForeignServer *server;
 	UserMapping *user;
 	QleafConn  *conn;			/* reference, released by cleanup */
+	const QleafConnStats *stats;	/* conn's */
 	mongoc_collection_t *collection;
 	mongoc_cursor_t *cursor;
 
@@ -94,8 +95,9 @@ struct QleafScan
  * The head of the element at one position of the previous document: its
  * type byte, key and NUL (at most 8 bytes, in head, zero-padded), what the
  * key names, the value's size if the type has a fixed one, and for a key
- * naming one column, the fast conversion of that type to it.  A longer
- * head, or none yet, is never matched (mask 0, head 1).
+ * naming one column ("_id" too, when one column has it), the fast
+ * conversion of that type to it.  A longer head, or none yet, is never
+ * matched (mask 0, head 1).
  */
 typedef struct ScanKeyMemo
 {
@@ -104,8 +106,9 @@ typedef struct ScanKeyMemo
 	uint32		headlen;		/* bytes: type, key, NUL */
 	int32		size;			/* value bytes, or -1: not a fixed size */
 	int			slot;
-	int			att;			/* slot >= 0: the column's attribute index */
-	QleafFastOp op;				/* slot >= 0: qleaf_fast_op, else QF_NONE */
+	QleafColumnConv *conv;		/* the one column, or NULL */
+	int			att;			/* its attribute index */
+	QleafFastOp op;				/* qleaf_fast_op for it, or QF_NONE */
 } ScanKeyMemo;
 
 static int	scan_key_slot(QleafScan *scan, const char *key);
@@ -251,11 +254,13 @@ qleaf_scan_begin_columns(ForeignServer *server, UserMapping *user,
 		scan->memo[i].headlen = 0;
 		scan->memo[i].size = -1;
 		scan->memo[i].slot = SLOT_NONE;
+		scan->memo[i].conv = NULL;
 		scan->memo[i].att = -1;
 		scan->memo[i].op = QF_NONE;
 	}
 
 	scan->conn = qleaf_get_connection(user, server);
+	scan->stats = qleaf_conn_stats(scan->conn);
 	scan->collection = mongoc_client_get_collection(qleaf_conn_client(scan->conn),
 													scan->database,
 													scan->collection_name);
@@ -418,6 +423,10 @@ scan_memo_head(QleafScan *scan, int pos, const uint8_t *head, uint32 headlen,
 			   int slot)
 {
 	ScanKeyMemo *memo = &scan->memo[pos];
+	int			k = slot;
+
+	if (slot == SLOT_ID && scan->n_id_keys == 1)
+		k = scan->id_keys[0];
 
 	if (headlen > sizeof(uint64))
 	{
@@ -432,8 +441,9 @@ scan_memo_head(QleafScan *scan, int pos, const uint8_t *head, uint32 headlen,
 	memset(&memo->mask, 0xFF, headlen);
 	memo->headlen = headlen;
 	memo->slot = slot;
-	memo->att = slot >= 0 ? scan->key_att[slot] : -1;
-	memo->op = slot >= 0 ? qleaf_fast_op(&scan->convs[slot], head[0]) : QF_NONE;
+	memo->conv = k >= 0 ? &scan->convs[k] : NULL;
+	memo->att = k >= 0 ? scan->key_att[k] : -1;
+	memo->op = k >= 0 ? qleaf_fast_op(memo->conv, head[0]) : QF_NONE;
 	switch (head[0])
 	{
 		case BSON_TYPE_BOOL:
@@ -612,7 +622,6 @@ scan_document(QleafScan *scan, const bson_t *doc, Datum *values,
 	const uint32 len = doc->len;
 	ScanKeyMemo *const memo = scan->memo;
 	const int	nmemo = scan->nmemo;
-	QleafColumnConv *const convs = scan->convs;
 	uint32		off;
 	int			pos;
 
@@ -661,8 +670,8 @@ scan_document(QleafScan *scan, const bson_t *doc, Datum *values,
 						goto slow;
 					if (unlikely(next >= len))
 						goto slow;
-					if (likely(qleaf_convert_op(&convs[m->slot], m->op, value,
-												slen, &values[m->att])))
+					if (likely(qleaf_convert_op(m->conv, m->op, value, slen,
+												&values[m->att])))
 					{
 						isnull[m->att] = false;
 						off = next;
@@ -755,7 +764,7 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 	if (scan->cursor == NULL)
 		scan_open_cursor(scan);
 
-	stats = qleaf_conn_stats(scan->conn);
+	stats = scan->stats;
 	round_trips = stats->round_trips;
 	bytes = stats->bytes_received;
 
@@ -773,7 +782,6 @@ qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull)
 		scan->batch_grown = true;
 	}
 
-	stats = qleaf_conn_stats(scan->conn);
 	scan->counters.batches += stats->round_trips - round_trips;
 	scan->counters.bytes += stats->bytes_received - bytes;
 
