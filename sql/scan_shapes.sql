@@ -9,6 +9,7 @@ CREATE SERVER shapes_srv FOREIGN DATA WRAPPER qleaf_fdw
   OPTIONS (uri :'uri', database 'qleaf_regress_scan_shapes');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shapes_srv;
 SET qleaf_fdw.enable_pushdown = off;
+SET datestyle = 'ISO, YMD';
 
 -- columns of the fast conversions; values they do not take become NULL
 CREATE FOREIGN TABLE shapes (
@@ -39,3 +40,5 @@ CREATE FOREIGN TABLE shapes_strict (_id bigint, i int, o text)
 SELECT * FROM shapes_strict ORDER BY _id;
 
 DROP SERVER shapes_srv CASCADE;
+RESET datestyle;
+RESET qleaf_fdw.enable_pushdown;
