@@ -2275,6 +2275,44 @@ qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
 }
 
 /*
+ * The stage of a LIMIT or OFFSET whose value v (of type int8) is known
+ * now: what PostgreSQL's Limit node would do with it, including its
+ * errors.  LIMIT NULL is no limit, LIMIT 0 no row (MongoDB's $limit
+ * must be positive), OFFSET NULL is 0.
+ */
+bson_t *
+qleaf_limit_stage(const char *stage, Datum v, bool isnull)
+{
+	bson_t	   *f = new_filter();
+	int64		n = isnull ? -1 : DatumGetInt64(v);
+	bool		is_limit = (strcmp(stage, "$limit") == 0);
+
+	if (!isnull && n < 0)
+	{
+		if (is_limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
+					 errmsg("LIMIT must not be negative")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_ROW_COUNT_IN_RESULT_OFFSET_CLAUSE),
+				 errmsg("OFFSET must not be negative")));
+	}
+	if (is_limit && isnull)
+		bson_append_int64(f, "$skip", -1, 0);
+	else if (is_limit && n == 0)
+	{
+		bson_t		m;
+
+		bson_append_document_begin(f, "$match", -1, &m);
+		filter_nothing(&m);
+		bson_append_document_end(f, &m);
+	}
+	else
+		bson_append_int64(f, stage, -1, isnull ? 0 : n);
+	return f;
+}
+
+/*
  * Copy the BSON at iter (a document or array) into dst, replacing every
  * placeholder document with its leaf's filter for the parameter values.
  */
@@ -2300,6 +2338,7 @@ fill_placeholders(bson_iter_t *iter, bson_t *dst, Datum *values,
 				int			n = 0;
 				bool		lossy;
 				bson_t	   *f;
+				const char *stage = NULL;
 
 				memset(&leaf, 0, sizeof(leaf));
 				bson_iter_recurse(&first, &spec);
@@ -2326,6 +2365,14 @@ fill_placeholders(bson_iter_t *iter, bson_t *dst, Datum *values,
 						leaf.valtype = (Oid) bson_iter_int64(&spec);
 					else if (strcmp(k, "nullMode") == 0)
 						leaf.null_mode = bson_iter_bool(&spec);
+					else if (strcmp(k, "stage") == 0)
+						stage = bson_iter_utf8(&spec, NULL);
+				}
+				if (stage != NULL && n >= 1 && n <= nparams)
+				{
+					f = qleaf_limit_stage(stage, values[n - 1], nulls[n - 1]);
+					bson_append_document(dst, key, -1, f);
+					continue;
 				}
 				if (n < 1 || n > nparams || leaf.path == NULL)
 					elog(ERROR, "qleaf_fdw: invalid parameter placeholder in pipeline");
@@ -2552,16 +2599,40 @@ qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel, Relation rel,
 					 List **retrieved_attrs, List **fields,
 					 List **param_exprs)
 {
+	return qleaf_build_pipeline_with(root, baserel, rel, attrs_used,
+									 remote_conds, NULL, retrieved_attrs,
+									 fields, param_exprs);
+}
+
+/*
+ * The same, with middle_stages (a BSON array of stages, or NULL) between
+ * the $match and the $project: the $sort of an ordered scan.
+ */
+bytea *
+qleaf_build_pipeline_with(PlannerInfo *root, RelOptInfo *baserel,
+						  Relation rel, Bitmapset *attrs_used,
+						  List *remote_conds, const bson_t *middle_stages,
+						  List **retrieved_attrs, List **fields,
+						  List **param_exprs)
+{
 	bson_t	   *stages = qleaf_bson_new_owned(CurrentMemoryContext);
 	List	   *columns;
 	int			nstages = 0;
 	char		key[16];
 
 	*param_exprs = NIL;
-	if (remote_conds != NIL)
+	qleaf_append_match_next(root, baserel, stages, &nstages, remote_conds,
+							param_exprs);
+	if (middle_stages != NULL)
 	{
-		snprintf(key, sizeof(key), "%d", nstages++);
-		append_match(root, baserel, stages, key, remote_conds, param_exprs);
+		bson_iter_t iter;
+
+		bson_iter_init(&iter, middle_stages);
+		while (bson_iter_next(&iter))
+		{
+			snprintf(key, sizeof(key), "%d", nstages++);
+			bson_append_iter(stages, key, -1, &iter);
+		}
 	}
 
 	columns = fetched_columns(rel, attrs_used, false);
@@ -2571,6 +2642,43 @@ qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel, Relation rel,
 	append_project(stages, key, columns);
 
 	return qleaf_bson_to_bytea(stages);
+}
+
+/*
+ * Append the $match of remote_conds (nothing when there are none) as
+ * stage *nstages of stages, counting it; the expressions whose values the
+ * executor supplies are appended to *params.
+ */
+void
+qleaf_append_match_next(PlannerInfo *root, RelOptInfo *baserel,
+						bson_t *stages, int *nstages, List *remote_conds,
+						List **params)
+{
+	char		key[16];
+
+	if (remote_conds == NIL)
+		return;
+	snprintf(key, sizeof(key), "%d", (*nstages)++);
+	append_match(root, baserel, stages, key, remote_conds, params);
+}
+
+/*
+ * A stage whose argument is known only at execution: {"$param": {"n": n,
+ * "stage": stage}} in the plan's pipeline, where n is the 1-based
+ * position of the value's expression in fdw_exprs; qleaf_fill_pipeline
+ * replaces it with {stage: value}.  stage is "$limit" or "$skip".
+ */
+bson_t *
+qleaf_stage_placeholder(const char *stage, int n)
+{
+	bson_t	   *f = new_filter();
+	bson_t		d;
+
+	bson_append_document_begin(f, "$param", -1, &d);
+	bson_append_int32(&d, "n", -1, n);
+	bson_append_utf8(&d, "stage", -1, stage, -1);
+	bson_append_document_end(f, &d);
+	return f;
 }
 
 /*

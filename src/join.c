@@ -1034,7 +1034,7 @@ qleaf_is_join_plan(ForeignScan *fsplan)
 		list_length(fdw_private) <= FdwScanPrivateJoin)
 		return false;
 	item = list_nth(fdw_private, FdwScanPrivateJoin);
-	return IsA(item, List) && IsA(linitial((List *) item), String) &&
+	return item != NULL && IsA(item, List) && IsA(linitial((List *) item), String) &&
 		strcmp(strVal(linitial((List *) item)), QLEAF_JOIN_TAG) == 0;
 }
 

@@ -44,15 +44,6 @@ PG_MODULE_MAGIC;
 int			qleaf_batch_size = 0;
 bool		qleaf_enable_pushdown = true;
 
-/* State of a foreign scan at execution */
-typedef struct QleafScanState
-{
-	QleafScan  *scan;			/* NULL under EXPLAIN without ANALYZE */
-	QleafScanCounters counters; /* kept after the scan ends */
-	List	   *param_states;	/* ExprStates of fdw_exprs: $match values */
-	bool		params_pending; /* fill them in before the next document */
-} QleafScanState;
-
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(qleaf_fdw_handler);
@@ -115,6 +106,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	qleaf_join_init();
+	qleaf_upper_init();
 
 	MarkGUCPrefixReserved("qleaf_fdw");
 }
@@ -136,6 +128,7 @@ qleaf_fdw_handler(PG_FUNCTION_ARGS)
 	routine->ImportForeignSchema = qleaf_import_foreign_schema;
 	routine->GetForeignJoinPaths = qleaf_get_foreign_join_paths;
 	qleaf_modify_routines(routine);
+	routine->GetForeignUpperPaths = qleafGetForeignUpperPaths;
 
 	PG_RETURN_POINTER(routine);
 }
@@ -284,6 +277,9 @@ qleafGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
 									   NIL, required_outer, NULL, NIL);
 		add_path(baserel, (Path *) path);
 	}
+
+	/* a path MongoDB sorts, for ORDER BY */
+	qleaf_add_sorted_paths(root, baserel);
 }
 
 static ForeignScan *
@@ -291,7 +287,7 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 					Oid foreigntableid, ForeignPath *best_path,
 					List *tlist, List *scan_clauses, Plan *outer_plan)
 {
-	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	QleafRelInfo *fpinfo;
 	List	   *remote_conds = NIL;
 	List	   *remote_exprs = NIL;
 	List	   *local_exprs = NIL;
@@ -304,10 +300,16 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	Relation	rel;
 	bytea	   *pipeline;
 	Bitmapset  *attrs_used;
+	bson_t	   *sort_stages = NULL;
 
+	/* grouped or limited: upper.c */
+	if (IS_UPPER_REL(baserel))
+		return qleaf_upper_plan(root, baserel, tlist, outer_plan);
 	if (IS_JOIN_REL(baserel))
 		return qleaf_join_plan(root, baserel, best_path, tlist, scan_clauses,
 							   outer_plan);
+
+	fpinfo = (QleafRelInfo *) baserel->fdw_private;
 	if (qleaf_is_changes_table(fpinfo->table))
 		return qleaf_changes_plan(root, baserel, tlist, scan_clauses,
 								  outer_plan);
@@ -337,10 +339,14 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		pull_varattnos((Node *) lfirst(lc), baserel->relid, &attrs_used);
 	qleaf_add_condition_columns(baserel, remote_exprs, &attrs_used);
 
+	if (best_path->path.pathkeys != NIL)
+		sort_stages = qleaf_sort_stages(root, baserel, best_path->path.pathkeys);
+
 	rel = table_open(foreigntableid, NoLock);
-	pipeline = qleaf_build_pipeline(root, baserel, rel, attrs_used,
-									remote_conds, &retrieved_attrs, &fields,
-									&param_exprs);
+	pipeline = qleaf_build_pipeline_with(root, baserel, rel, attrs_used,
+										 remote_conds, sort_stages,
+										 &retrieved_attrs, &fields,
+										 &param_exprs);
 	table_close(rel, NoLock);
 
 	fdw_private = NIL;
@@ -354,6 +360,9 @@ qleafGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
 	fdw_private = lappend(fdw_private, local_reasons);
 	fdw_private = lappend(fdw_private, qleaf_join_refusals(root, baserel));
+	fdw_private = lappend(fdw_private,
+						  qleaf_kept_local(root, baserel,
+										   best_path->path.pathkeys));
 
 	return make_foreignscan(tlist,
 							local_exprs,
@@ -398,6 +407,13 @@ qleafBeginForeignScan(ForeignScanState *node, int eflags)
 
 	state = palloc0(sizeof(QleafScanState));
 	node->fdw_state = state;
+
+	/* a grouped or limited scan (upper.c) */
+	if (fsplan->scan.scanrelid == 0 && !qleaf_is_join_plan(fsplan))
+	{
+		qleaf_upper_begin(node, eflags, state);
+		return;
+	}
 
 	/* EXPLAIN without ANALYZE needs only the plan */
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
@@ -469,6 +485,8 @@ qleafIterateForeignScan(ForeignScanState *node)
 		pfree(pipeline);
 		state->params_pending = false;
 	}
+	if (state->upper != NULL)
+		return qleaf_upper_iterate(node, state);
 
 	ExecClearTuple(slot);
 	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
@@ -492,6 +510,7 @@ qleafReScanForeignScan(ForeignScanState *node)
 		return;
 	if (state->param_states != NIL)
 		state->params_pending = true;
+	qleaf_upper_rescan(state);
 	qleaf_scan_rescan(state->scan);
 }
 
@@ -557,6 +576,18 @@ qleafExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		}
 		if (!qleaf_is_join_plan((ForeignScan *) node->ss.ps.plan))
 			qleaf_join_explain_refusals(fdw_private, es);
+
+		/* what the query asked for that PostgreSQL does, and why */
+		if (list_length(fdw_private) > FdwScanPrivateKeptLocal)
+		{
+			List	   *notes = NIL;
+			ListCell   *lc;
+
+			foreach(lc, (List *) list_nth(fdw_private, FdwScanPrivateKeptLocal))
+				notes = lappend(notes, strVal(lfirst(lc)));
+			if (notes != NIL)
+				ExplainPropertyList("Kept Local", notes, es);
+		}
 	}
 
 	if (es->analyze && state != NULL)

@@ -65,6 +65,9 @@ typedef struct QleafRelInfo
 	/* attributes needed by the output or by local_conds */
 	Bitmapset  *attrs_used;
 
+	/* what upper planning could not push (String notes for EXPLAIN) */
+	List	   *kept_local;
+
 	double		rows;			/* estimated rows after all quals */
 	double		retrieved_rows; /* documents MongoDB sends */
 	int			width;			/* estimated row width */
@@ -101,7 +104,11 @@ enum FdwScanPrivateIndex
 	 * a pushed-down join (scanrelid 0): what join.c needs; a base scan:
 	 * list of String, why its joins stay local
 	 */
-	FdwScanPrivateJoin
+	FdwScanPrivateJoin,
+	/* list of String: what the query asked for that stays local, and why */
+	FdwScanPrivateKeptLocal,
+	/* grouped or limited scans (scanrelid 0): how rows are built (upper.c) */
+	FdwScanPrivateUpper
 };
 
 /*
@@ -130,6 +137,19 @@ typedef struct QleafScanColumn
 	bool		null_on_error;
 	bool		from_id;
 } QleafScanColumn;
+
+/* the values of a grouped or limited scan (upper.c) are read alike */
+typedef QleafScanColumn QleafScanKey;
+
+/* State of a foreign scan at execution */
+typedef struct QleafScanState
+{
+	QleafScan  *scan;			/* NULL under EXPLAIN without ANALYZE */
+	QleafScanCounters counters; /* kept after the scan ends */
+	List	   *param_states;	/* ExprStates of fdw_exprs: $match values */
+	bool		params_pending; /* fill them in before the next document */
+	struct QleafUpperExec *upper;	/* grouped or limited scans (upper.c) */
+} QleafScanState;
 
 /* in qleaf_fdw.c */
 extern int	qleaf_batch_size;
@@ -180,6 +200,19 @@ extern bytea *qleaf_build_pipeline(PlannerInfo *root, RelOptInfo *baserel,
 								   List *remote_conds,
 								   List **retrieved_attrs, List **fields,
 								   List **param_exprs);
+extern bytea *qleaf_build_pipeline_with(PlannerInfo *root,
+										RelOptInfo *baserel, Relation rel,
+										Bitmapset *attrs_used,
+										List *remote_conds,
+										const bson_t *middle_stages,
+										List **retrieved_attrs,
+										List **fields,
+										List **param_exprs);
+extern void qleaf_append_match_next(PlannerInfo *root, RelOptInfo *baserel,
+									bson_t *stages, int *nstages,
+									List *remote_conds, List **params);
+extern bson_t *qleaf_stage_placeholder(const char *stage, int n);
+extern bson_t *qleaf_limit_stage(const char *stage, Datum v, bool isnull);
 extern bytea *qleaf_bson_to_bytea(const bson_t *b);
 extern void qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
 									 bson_t *stages, const char *key,
@@ -240,6 +273,14 @@ extern QleafScan *qleaf_scan_begin_columns(ForeignServer *server,
 										   int ncols, const char *joined_key,
 										   int batch_size,
 										   MemoryContext parent);
+extern QleafScan *qleaf_scan_begin_keys(ForeignServer *server,
+										UserMapping *user,
+										const char *database,
+										const char *collection,
+										const bytea *pipeline, int natts,
+										int nkeys, const QleafScanKey *keys,
+										int batch_size,
+										MemoryContext parent);
 extern bool qleaf_scan_next(QleafScan *scan, Datum *values, bool *isnull);
 extern void qleaf_scan_rescan(QleafScan *scan);
 extern void qleaf_scan_set_pipeline(QleafScan *scan, const bytea *pipeline);
@@ -295,6 +336,27 @@ extern void qleaf_join_explain(ForeignScanState *node,
 extern List *qleaf_join_refusals(PlannerInfo *root, RelOptInfo *baserel);
 extern void qleaf_join_explain_refusals(List *fdw_private,
 										struct ExplainState *es);
+/* in upper.c */
+extern bool qleaf_enable_sort_pushdown;
+extern bool qleaf_enable_limit_pushdown;
+extern bool qleaf_enable_aggregate_pushdown;
+extern void qleaf_upper_init(void);
+extern void qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel);
+extern void qleafGetForeignUpperPaths(PlannerInfo *root,
+									  UpperRelationKind stage,
+									  RelOptInfo *input_rel,
+									  RelOptInfo *output_rel, void *extra);
+extern bson_t *qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel,
+								 List *pathkeys);
+extern List *qleaf_kept_local(PlannerInfo *root, RelOptInfo *baserel,
+							  List *pathkeys);
+extern ForeignScan *qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel,
+									 List *tlist, Plan *outer_plan);
+extern void qleaf_upper_begin(ForeignScanState *node, int eflags,
+							  QleafScanState *state);
+extern TupleTableSlot *qleaf_upper_iterate(ForeignScanState *node,
+										   QleafScanState *state);
+extern void qleaf_upper_rescan(QleafScanState *state);
 
 /* in changes.c */
 struct ExplainState;

@@ -180,6 +180,25 @@ qleaf_scan_begin(Relation rel, ForeignServer *server, UserMapping *user,
 }
 
 /*
+ * Prepare a scan that reads nkeys values, key i of the documents the
+ * pipeline returns being "c<i>" (or "_id" when keys[i].from_id), into
+ * element keys[i].att of rows of natts values: the scans whose rows are
+ * built by the pipeline (grouped or limited scans, with no relation of
+ * their own).
+ */
+QleafScan *
+qleaf_scan_begin_keys(ForeignServer *server, UserMapping *user,
+					  const char *database, const char *collection,
+					  const bytea *pipeline, int natts, int nkeys,
+					  const QleafScanKey *keys, int batch_size,
+					  MemoryContext parent)
+{
+	return qleaf_scan_begin_columns(server, user, database, collection,
+									pipeline, natts, keys, nkeys, NULL,
+									batch_size, parent);
+}
+
+/*
  * Prepare a scan running pipeline whose documents fill rows of natts
  * attributes: key "c<N>" goes to cols[N] (a column with from_id set
  * reads "_id" instead).  With joined_key, the subdocument under that key

@@ -1867,6 +1867,20 @@ def _patch_mongomock():
     mm_aggregate._GROUPING_OPERATOR_MAP["$min"] = acc(min)
     mm_aggregate._GROUPING_OPERATOR_MAP["$max"] = acc(max)
 
+    # $addToSet keeps every value but missing ones (mongomock drops 0, false
+    # and ""), one of each under MongoDB's equality (1, 1.0 and
+    # NumberLong(1) are one value).
+    def add_to_set(values):
+        out = []
+        for v in values:
+            if v is _mf.NOTHING:
+                continue
+            if not any(_type_order(v) == _type_order(o) and bson_cmp(v, o) == 0
+                       for o in out):
+                out.append(v)
+        return out
+    mm_aggregate._GROUPING_OPERATOR_MAP["$addToSet"] = add_to_set
+
     # $avg counts Decimal128 as a number (and then answers a Decimal128).
     def avg(values):
         nums = [_num(v) for v in values

@@ -196,3 +196,20 @@ def test_out_writes_a_collection(orders):
     # $out replaces the whole target collection.
     agg(orders, [{"$match": {"_id": 3}}, {"$out": "paid"}])
     assert [d["_id"] for d in paid.find()] == [3]
+
+
+def test_add_to_set_keeps_falsy_values_and_numeric_equality(db):
+    """$addToSet keeps 0, false, "" and null, skips missing fields, and
+    holds one value of numbers that compare equal across types."""
+    from bson import Decimal128, Int64
+    db.s.insert_many([{"v": 0}, {"v": False}, {"v": ""}, {"v": None}, {},
+                      {"v": 1}, {"v": 1.0}, {"v": Int64(1)},
+                      {"v": Decimal128("1")}, {"v": "1"}])
+    got = agg(db.s, [{"$group": {"_id": None, "v": {"$addToSet": "$v"}}}])
+    assert len(got) == 1
+    vals = got[0]["v"]
+    assert len(vals) == 6
+    assert 0 in vals and False in vals and "" in vals and None in vals
+    assert "1" in vals
+    assert sum(1 for x in vals if not isinstance(x, (bool, str)) and x is not None
+               and x != 0) == 1

@@ -1,0 +1,1809 @@
+/*-------------------------------------------------------------------------
+ *
+ * upper.c
+ *		  ORDER BY, LIMIT / OFFSET and aggregates in the pipeline
+ *
+ * Sorted paths of a foreign table (pathkeys) get a $sort; the final
+ * relation of a query on one foreign table gets $skip / $limit; the
+ * grouping relation gets a $group.  Rules of this file:
+ * - A sort key ships only where MongoDB's order of the documents is an
+ *   order PostgreSQL's sort could give for the converted values: integer
+ *   columns (numbers of any BSON type compare by value in both), boolean
+ *   columns, and text under a "C" collation (byte order in both; ObjectIds,
+ *   read as their hex text but sorted by MongoDB after every string, are
+ *   sorted by their text through a computed key).  MongoDB puts null and
+ *   missing fields first ascending; where PostgreSQL's NULLS placement
+ *   differs, a computed null flag sorts first.  Never for columns read
+ *   with on_conversion_error 'null' (a value that becomes NULL sorts by
+ *   its BSON value in MongoDB), numeric and double precision (NaN sorts
+ *   below every number in MongoDB and above in PostgreSQL), timestamps
+ *   (BSON Timestamps sort after every date) or jsonb.
+ * - LIMIT / OFFSET ship only when every condition of the scan ships
+ *   exactly and the ORDER BY, if any, ships too: MongoDB then returns the
+ *   very rows PostgreSQL would keep.  Their values may be parameters, filled
+ *   in at execution with PostgreSQL's own checks.
+ * - An aggregate ships only when its $group result, after what this file
+ *   does with it at execution, is the value PostgreSQL computes: count(*),
+ *   count(col) and count(DISTINCT col) count the values that are not null
+ *   or missing; sum and avg of integer columns add exact Decimal128
+ *   integers, and PostgreSQL divides (avg) and gives NULL where no value was
+ *   added; min/max of integer and C-collated text columns and
+ *   bool_and/bool_or compare as the sort keys above.  Grouping keys are
+ *   integer, boolean and text columns, normalized so that MongoDB forms the
+ *   groups PostgreSQL forms (null and missing are one group; an ObjectId
+ *   and its hex text are one group).  HAVING is checked by PostgreSQL.  An
+ *   aggregate query without GROUP BY over no document gives PostgreSQL's
+ *   one row (count 0, other aggregates NULL).
+ * - Values that do not fit their column are not seen by PostgreSQL when
+ *   MongoDB sorts, limits or aggregates them away (as for conditions; see
+ *   deparse.c).  Columns read with on_conversion_error 'null' never ship in
+ *   a sort key, a grouping key or an aggregate, since their NULLs differ.
+ * - Every refusal has a reason; EXPLAIN VERBOSE of the foreign scan lists
+ *   them under "Kept Local".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "qleaf_fdw.h"
+
+#include <math.h>
+
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planmain.h"
+#include "optimizer/tlist.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+
+/* GUCs */
+bool		qleaf_enable_sort_pushdown = true;
+bool		qleaf_enable_limit_pushdown = true;
+bool		qleaf_enable_aggregate_pushdown = true;
+
+/* MongoDB's $sort takes at most 32 keys; a key may take two. */
+#define QLEAF_MAX_SORT_KEYS		16
+
+/* Costs of a scan, as qleaf_fdw.c counts them. */
+#define QLEAF_STARTUP_COST_UPPER	100.0
+#define QLEAF_DOCUMENT_COST_UPPER	0.01
+
+/*
+ * What MongoDB's sort of rows documents adds to a scan: half what
+ * PostgreSQL's own sort would cost, since the documents cross the network
+ * either way and the server sorts them before they do.
+ */
+static Cost
+sort_cost(double rows)
+{
+	if (rows < 2)
+		rows = 2;
+	return cpu_operator_cost * rows * (log(rows) / log(2.0));
+}
+
+/* The types of null a column reads as NULL, as $type names them. */
+static const char *const null_types[] = {"missing", "null", "undefined"};
+
+/* What an upper relation's scan does. */
+typedef enum QleafUpperKind
+{
+	QLEAF_UPPER_LIMIT,			/* a scan of one table with $skip / $limit */
+	QLEAF_UPPER_GROUP			/* a $group */
+} QleafUpperKind;
+
+/*
+ * How a value of the scan tuple is made from the values the pipeline
+ * returns (the "physical" keys c<N>).
+ */
+typedef enum QleafOutOp
+{
+	QLEAF_OUT_VALUE,			/* key p as it is */
+	QLEAF_OUT_COUNT,			/* key p; 0 for the empty aggregate */
+	QLEAF_OUT_SUM,				/* key p, NULL where key q (values added) is 0 */
+	QLEAF_OUT_AVG				/* key p / key q, NULL where q is 0 */
+} QleafOutOp;
+
+/* Planner state of an upper relation, in its fdw_private. */
+typedef struct QleafUpperInfo
+{
+	QleafUpperKind kind;
+	RelOptInfo *baserel;		/* the foreign table scanned */
+	/* QLEAF_UPPER_LIMIT */
+	List	   *pathkeys;		/* shipped ORDER BY, or NIL */
+	Node	   *limit_count;	/* LIMIT expression, or NULL */
+	Node	   *limit_offset;	/* OFFSET expression, or NULL */
+	/* QLEAF_UPPER_GROUP */
+	List	   *scan_exprs;		/* grouping columns and Aggrefs */
+	List	   *group_exprs;	/* the grouping columns (Vars) */
+	List	   *local_quals;	/* HAVING, checked locally */
+} QleafUpperInfo;
+
+/* Execution state of an upper scan. */
+typedef struct QleafUpperExec
+{
+	int			nkeys;			/* values the pipeline returns per row */
+	Datum	   *pvalues;
+	bool	   *pnulls;
+	int			nout;			/* values of the scan tuple */
+	int		   *ops;
+	int		   *pkey;
+	int		   *qkey;
+	bool		plain_agg;		/* one row even from no document */
+	bool		returned;		/* a row was returned since the (re)start */
+} QleafUpperExec;
+
+/* A column of the scanned table and how it ships. */
+typedef struct ColInfo
+{
+	AttrNumber	attnum;
+	char	   *name;
+	char	   *field;			/* field path, "" for the whole document */
+	Oid			type;
+	int32		typmod;
+	QleafValueKind kind;
+	bool		null_mode;
+	bool		is_root;
+} ColInfo;
+
+/*
+ * Set up the qleaf_fdw.enable_*_pushdown settings of this file.
+ */
+void
+qleaf_upper_init(void)
+{
+	DefineCustomBoolVariable("qleaf_fdw.enable_sort_pushdown",
+							 "Lets MongoDB sort the rows of a foreign table ($sort).",
+							 "Takes effect only while qleaf_fdw.enable_pushdown is on.",
+							 &qleaf_enable_sort_pushdown,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("qleaf_fdw.enable_limit_pushdown",
+							 "Lets MongoDB apply LIMIT and OFFSET ($skip, $limit).",
+							 "Takes effect only while qleaf_fdw.enable_pushdown is on.",
+							 &qleaf_enable_limit_pushdown,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("qleaf_fdw.enable_aggregate_pushdown",
+							 "Lets MongoDB compute aggregates and GROUP BY ($group).",
+							 "Takes effect only while qleaf_fdw.enable_pushdown is on.",
+							 &qleaf_enable_aggregate_pushdown,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+}
+
+/* Is rel a foreign table of ours that is no changes table? */
+static QleafRelInfo *
+table_info(RelOptInfo *rel)
+{
+	QleafRelInfo *fpinfo;
+
+	if (rel == NULL || rel->reloptkind != RELOPT_BASEREL ||
+		rel->fdw_private == NULL)
+		return NULL;
+	fpinfo = (QleafRelInfo *) rel->fdw_private;
+	if (fpinfo->table == NULL || qleaf_is_changes_table(fpinfo->table))
+		return NULL;
+	return fpinfo;
+}
+
+static void
+note(RelOptInfo *baserel, const char *fmt,...) pg_attribute_printf(2, 3);
+
+/* Record what stays local and why, for EXPLAIN VERBOSE. */
+static void
+note(RelOptInfo *baserel, const char *fmt,...)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	foreach(lc, fpinfo->kept_local)
+		if (strcmp(strVal(lfirst(lc)), buf.data) == 0)
+			return;
+	fpinfo->kept_local = lappend(fpinfo->kept_local, makeString(buf.data));
+}
+
+/*
+ * Resolve expr (a Var of baserel under binary-compatible casts) to a
+ * column; false with *reason set otherwise.
+ */
+static bool
+column_info(PlannerInfo *root, RelOptInfo *baserel, Expr *expr,
+			ColInfo *col, const char **reason)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	RangeTblEntry *rte = planner_rt_fetch(baserel->relid, root);
+	Var		   *var;
+	char	   *field;
+
+	memset(col, 0, sizeof(*col));
+	while (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (!IsA(expr, Var))
+	{
+		*reason = "an expression, not a column";
+		return false;
+	}
+	var = (Var *) expr;
+	if ((Index) var->varno != baserel->relid || var->varlevelsup != 0 ||
+		var->varattno <= 0)
+	{
+		*reason = "not a column of the foreign table";
+		return false;
+	}
+	col->attnum = var->varattno;
+	col->name = get_attname(rte->relid, var->varattno, false);
+	col->null_mode = fpinfo->opts.null_on_error;
+	field = qleaf_get_column_field(rte->relid, var->varattno, col->name,
+								   &col->null_mode);
+	col->is_root = qleaf_is_root_field(field);
+	col->field = col->is_root ? "" : field;
+	col->type = var->vartype;
+	col->typmod = var->vartypmod;
+	col->kind = qleaf_value_kind(col->type, col->typmod, reason);
+	if (col->kind == QLEAF_VK_NONE)
+		*reason = psprintf("column \"%s\": %s", col->name, *reason);
+	return true;
+}
+
+/*
+ * May MongoDB order or group by col, as PostgreSQL does?  ordering: for
+ * ORDER BY and min/max (collation collid); else for GROUP BY and
+ * DISTINCT.
+ */
+static bool
+column_orderable(ColInfo *col, Oid collid, bool ordering,
+				 const char **reason)
+{
+	if (col->null_mode)
+	{
+		*reason = psprintf("column \"%s\" is read with on_conversion_error 'null': values that become NULL sort and group by their BSON value in MongoDB",
+						   col->name);
+		return false;
+	}
+	switch (col->kind)
+	{
+		case QLEAF_VK_INT:
+		case QLEAF_VK_BOOL:
+			return true;
+		case QLEAF_VK_TEXT:
+			if (!qleaf_collation_ok(collid, ordering, reason))
+			{
+				*reason = psprintf("column \"%s\": %s", col->name, *reason);
+				return false;
+			}
+			return true;
+		case QLEAF_VK_NUMERIC:
+		case QLEAF_VK_FLOAT8:
+			*reason = psprintf("column \"%s\" (%s): NaN sorts below every number in MongoDB and above in PostgreSQL, and doubles and decimals compare otherwise",
+							   col->name, format_type_be(col->type));
+			return false;
+		case QLEAF_VK_TIMESTAMP:
+			*reason = psprintf("column \"%s\" (%s): MongoDB sorts and groups BSON Timestamps apart from dates",
+							   col->name, format_type_be(col->type));
+			return false;
+		case QLEAF_VK_JSONB:
+			*reason = psprintf("column \"%s\" (jsonb): MongoDB orders documents and arrays otherwise",
+							   col->name);
+			return false;
+		default:
+			/* *reason set by qleaf_value_kind */
+			return false;
+	}
+}
+
+/* "$path" for an aggregation expression */
+static char *
+field_ref(const ColInfo *col)
+{
+	return col->is_root ? pstrdup("$$ROOT") : psprintf("$%s", col->field);
+}
+
+/* {$in: [{$type: ref}, ["missing", "null", "undefined"]]} under key */
+static void
+append_is_null(bson_t *b, const char *key, const char *ref)
+{
+	bson_t		in;
+	bson_t		args;
+	bson_t		type;
+	bson_t		names;
+	int			i;
+
+	bson_append_document_begin(b, key, -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &args);
+	bson_append_document_begin(&args, "0", -1, &type);
+	bson_append_utf8(&type, "$type", -1, ref, -1);
+	bson_append_document_end(&args, &type);
+	bson_append_array_begin(&args, "1", -1, &names);
+	for (i = 0; i < (int) lengthof(null_types); i++)
+	{
+		char		k[4];
+
+		snprintf(k, sizeof(k), "%d", i);
+		bson_append_utf8(&names, k, -1, null_types[i], -1);
+	}
+	bson_append_array_end(&args, &names);
+	bson_append_array_end(&in, &args);
+	bson_append_document_end(b, &in);
+}
+
+/* {$cond: [is null ref, yes, no]} under key, yes and no int32 */
+static void
+append_null_flag(bson_t *b, const char *key, const char *ref, int yes, int no)
+{
+	bson_t		cond;
+	bson_t		args;
+
+	bson_append_document_begin(b, key, -1, &cond);
+	bson_append_array_begin(&cond, "$cond", -1, &args);
+	append_is_null(&args, "0", ref);
+	bson_append_int32(&args, "1", -1, yes);
+	bson_append_int32(&args, "2", -1, no);
+	bson_append_array_end(&cond, &args);
+	bson_append_document_end(b, &cond);
+}
+
+/*
+ * Under key, the value of a text column as PostgreSQL reads it: an
+ * ObjectId as its hex text, anything else as it is, null for null and
+ * missing: {$cond: [{$eq: [{$type: ref}, "objectId"]}, {$toString: ref},
+ * {$ifNull: [ref, null]}]}.
+ */
+static void
+append_text_key(bson_t *b, const char *key, const char *ref)
+{
+	bson_t		cond;
+	bson_t		args;
+	bson_t		eq;
+	bson_t		eqargs;
+	bson_t		type;
+	bson_t		d;
+	bson_t		ifnull;
+
+	bson_append_document_begin(b, key, -1, &cond);
+	bson_append_array_begin(&cond, "$cond", -1, &args);
+	bson_append_document_begin(&args, "0", -1, &eq);
+	bson_append_array_begin(&eq, "$eq", -1, &eqargs);
+	bson_append_document_begin(&eqargs, "0", -1, &type);
+	bson_append_utf8(&type, "$type", -1, ref, -1);
+	bson_append_document_end(&eqargs, &type);
+	bson_append_utf8(&eqargs, "1", -1, "objectId", -1);
+	bson_append_array_end(&eq, &eqargs);
+	bson_append_document_end(&args, &eq);
+	bson_append_document_begin(&args, "1", -1, &d);
+	bson_append_utf8(&d, "$toString", -1, ref, -1);
+	bson_append_document_end(&args, &d);
+	bson_append_document_begin(&args, "2", -1, &d);
+	bson_append_array_begin(&d, "$ifNull", -1, &ifnull);
+	bson_append_utf8(&ifnull, "0", -1, ref, -1);
+	bson_append_null(&ifnull, "1", -1);
+	bson_append_array_end(&d, &ifnull);
+	bson_append_document_end(&args, &d);
+	bson_append_array_end(&cond, &args);
+	bson_append_document_end(b, &cond);
+}
+
+/*
+ * Under key, the value of an integer column as an int64 (so that 1, 1.0
+ * and NumberLong(1) are one value), null for null and missing:
+ * {$cond: [is null ref, null, {$toLong: ref}]}.
+ */
+static void
+append_long_key(bson_t *b, const char *key, const char *ref)
+{
+	bson_t		cond;
+	bson_t		args;
+	bson_t		d;
+
+	bson_append_document_begin(b, key, -1, &cond);
+	bson_append_array_begin(&cond, "$cond", -1, &args);
+	append_is_null(&args, "0", ref);
+	bson_append_null(&args, "1", -1);
+	bson_append_document_begin(&args, "2", -1, &d);
+	bson_append_utf8(&d, "$toLong", -1, ref, -1);
+	bson_append_document_end(&args, &d);
+	bson_append_array_end(&cond, &args);
+	bson_append_document_end(b, &cond);
+}
+
+/* Under key, {$ifNull: [ref, null]}: null for null and missing. */
+static void
+append_plain_key(bson_t *b, const char *key, const char *ref)
+{
+	bson_t		d;
+	bson_t		args;
+
+	bson_append_document_begin(b, key, -1, &d);
+	bson_append_array_begin(&d, "$ifNull", -1, &args);
+	bson_append_utf8(&args, "0", -1, ref, -1);
+	bson_append_null(&args, "1", -1);
+	bson_append_array_end(&d, &args);
+	bson_append_document_end(b, &d);
+}
+
+/* ----------------------------------------------------------------
+ *		ORDER BY
+ * ----------------------------------------------------------------
+ */
+
+/* One shipped sort key. */
+typedef struct SortKey
+{
+	ColInfo		col;
+	bool		desc;
+	bool		nulls_first;
+} SortKey;
+
+/*
+ * Can MongoDB sort baserel's documents by pathkey pk as PostgreSQL
+ * would?  Fills *key; else sets *reason.
+ */
+static bool
+sort_key_ok(PlannerInfo *root, RelOptInfo *baserel, PathKey *pk,
+			SortKey *key, const char **reason)
+{
+	EquivalenceClass *ec = pk->pk_eclass;
+	ListCell   *lc;
+	Expr	   *expr = NULL;
+	Oid			opclass;
+
+	if (ec->ec_has_volatile)
+	{
+		*reason = "a volatile sort expression";
+		return false;
+	}
+	foreach(lc, ec->ec_members)
+	{
+		EquivalenceMember *em = lfirst_node(EquivalenceMember, lc);
+
+		if (bms_is_subset(em->em_relids, baserel->relids) &&
+			!bms_is_empty(em->em_relids))
+		{
+			expr = em->em_expr;
+			break;
+		}
+	}
+	if (expr == NULL)
+	{
+		*reason = "a sort key of another relation";
+		return false;
+	}
+	if (!column_info(root, baserel, expr, &key->col, reason))
+	{
+		*reason = psprintf("sort key is %s", *reason);
+		return false;
+	}
+	if (!column_orderable(&key->col, ec->ec_collation, true, reason))
+		return false;
+	if (pk->pk_strategy != BTLessStrategyNumber &&
+		pk->pk_strategy != BTGreaterStrategyNumber)
+	{
+		*reason = "a sort that is no btree ordering";
+		return false;
+	}
+	opclass = GetDefaultOpClass(key->col.type, BTREE_AM_OID);
+	if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
+	{
+		*reason = psprintf("column \"%s\" sorted by an operator that is not its type's default",
+						   key->col.name);
+		return false;
+	}
+	key->desc = (pk->pk_strategy == BTGreaterStrategyNumber);
+	key->nulls_first = pk->pk_nulls_first;
+	return true;
+}
+
+/*
+ * The sort keys of pathkeys if all ship (a List of SortKey), else NIL
+ * with *reason set.
+ */
+static List *
+sort_keys(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys,
+		  const char **reason)
+{
+	List	   *keys = NIL;
+	ListCell   *lc;
+
+	if (!qleaf_enable_pushdown)
+	{
+		*reason = "qleaf_fdw.enable_pushdown is off";
+		return NIL;
+	}
+	if (!qleaf_enable_sort_pushdown)
+	{
+		*reason = "qleaf_fdw.enable_sort_pushdown is off";
+		return NIL;
+	}
+	if (list_length(pathkeys) > QLEAF_MAX_SORT_KEYS)
+	{
+		*reason = "more sort keys than MongoDB's $sort takes";
+		return NIL;
+	}
+	foreach(lc, pathkeys)
+	{
+		SortKey    *key = palloc0(sizeof(SortKey));
+
+		if (!sort_key_ok(root, baserel, lfirst_node(PathKey, lc), key, reason))
+			return NIL;
+		keys = lappend(keys, key);
+	}
+	return keys;
+}
+
+/*
+ * The stages that sort as pathkeys say: {$addFields: {computed keys}}
+ * when some are needed, then {$sort: {...}}.  A BSON array of stages.
+ */
+bson_t *
+qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
+{
+	const char *reason;
+	List	   *keys = sort_keys(root, baserel, pathkeys, &reason);
+	bson_t	   *stages = qleaf_bson_new_owned(CurrentMemoryContext);
+	bson_t		stage;
+	bson_t		add;
+	bson_t		sort;
+	ListCell   *lc;
+	bool		computed = false;
+	int			nstages = 0;
+
+	if (keys == NIL)
+		elog(ERROR, "qleaf_fdw: sort keys planned as shippable have no translation: %s",
+			 reason);
+
+	/* computed keys: null flags, ObjectIds as text */
+	foreach(lc, keys)
+	{
+		SortKey    *key = (SortKey *) lfirst(lc);
+		char	   *ref = field_ref(&key->col);
+		char		name[32];
+		int			i = foreach_current_index(lc);
+
+		if (key->nulls_first == key->desc)
+		{
+			if (!computed)
+			{
+				bson_append_document_begin(stages, "0", -1, &stage);
+				bson_append_document_begin(&stage, "$addFields", -1, &add);
+				computed = true;
+			}
+			snprintf(name, sizeof(name), "_qleaf_n%d", i);
+			append_null_flag(&add, name, ref, 1, 0);
+		}
+		if (key->col.kind == QLEAF_VK_TEXT)
+		{
+			if (!computed)
+			{
+				bson_append_document_begin(stages, "0", -1, &stage);
+				bson_append_document_begin(&stage, "$addFields", -1, &add);
+				computed = true;
+			}
+			snprintf(name, sizeof(name), "_qleaf_s%d", i);
+			append_text_key(&add, name, ref);
+		}
+	}
+	if (computed)
+	{
+		bson_append_document_end(&stage, &add);
+		bson_append_document_end(stages, &stage);
+		nstages++;
+	}
+
+	bson_append_document_begin(stages, nstages == 0 ? "0" : "1", -1, &stage);
+	bson_append_document_begin(&stage, "$sort", -1, &sort);
+	foreach(lc, keys)
+	{
+		SortKey    *key = (SortKey *) lfirst(lc);
+		int			dir = key->desc ? -1 : 1;
+		char		name[32];
+		int			i = foreach_current_index(lc);
+
+		/*
+		 * MongoDB puts null and missing first ascending and last
+		 * descending; a flag 1 for them, sorted in the key's direction,
+		 * moves them to the other end.
+		 */
+		if (key->nulls_first == key->desc)
+		{
+			snprintf(name, sizeof(name), "_qleaf_n%d", i);
+			bson_append_int32(&sort, name, -1, dir);
+		}
+		if (key->col.kind == QLEAF_VK_TEXT)
+		{
+			snprintf(name, sizeof(name), "_qleaf_s%d", i);
+			bson_append_int32(&sort, name, -1, dir);
+		}
+		else
+			bson_append_int32(&sort, key->col.is_root ? "$$ROOT" : key->col.field,
+							  -1, dir);
+	}
+	bson_append_document_end(&stage, &sort);
+	bson_append_document_end(stages, &stage);
+	return stages;
+}
+
+/*
+ * Add a sorted path of baserel for the query's ORDER BY (or the order a
+ * merge join or grouping wants, root->query_pathkeys) when MongoDB can
+ * sort by it.
+ */
+void
+qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
+{
+	QleafRelInfo *fpinfo = table_info(baserel);
+	List	   *pathkeys = root->query_pathkeys;
+	const char *reason;
+	ListCell   *lc;
+	ForeignPath *path;
+
+	if (fpinfo == NULL || pathkeys == NIL)
+		return;
+
+	/* only for an order of this relation's columns */
+	foreach(lc, pathkeys)
+	{
+		PathKey    *pk = lfirst_node(PathKey, lc);
+		ListCell   *lm;
+		bool		found = false;
+
+		foreach(lm, pk->pk_eclass->ec_members)
+		{
+			EquivalenceMember *em = lfirst_node(EquivalenceMember, lm);
+
+			if (!bms_is_empty(em->em_relids) &&
+				bms_is_subset(em->em_relids, baserel->relids))
+				found = true;
+		}
+		if (!found)
+			return;
+	}
+
+	if (sort_keys(root, baserel, pathkeys, &reason) == NIL)
+	{
+		note(baserel, "%s: %s",
+			 pathkeys == root->sort_pathkeys ? "ORDER BY" : "sorted scan",
+			 reason);
+		return;
+	}
+
+	path = create_foreignscan_path(root, baserel, NULL,
+								   fpinfo->rows,
+								   fpinfo->startup_cost + sort_cost(fpinfo->rows),
+								   fpinfo->total_cost + sort_cost(fpinfo->rows),
+								   pathkeys,
+								   baserel->lateral_relids,
+								   NULL, NIL);
+	add_path(baserel, (Path *) path);
+}
+
+/* ----------------------------------------------------------------
+ *		LIMIT / OFFSET
+ * ----------------------------------------------------------------
+ */
+
+/* Can a LIMIT / OFFSET value be computed once at the start of the scan? */
+static bool
+limit_value_ok(PlannerInfo *root, Node *expr)
+{
+	if (expr == NULL || IsA(expr, Const))
+		return true;
+	return !contain_volatile_functions(expr) && !contain_subplans(expr) &&
+		bms_is_empty(pull_varnos(root, expr)) &&
+		!contain_var_clause(expr);
+}
+
+/*
+ * The single foreign table of ours below the upper relations, if the
+ * query scans only that.
+ */
+static RelOptInfo *
+single_table(PlannerInfo *root)
+{
+	int			relid;
+	RelOptInfo *rel;
+
+	if (bms_membership(root->all_baserels) != BMS_SINGLETON)
+		return NULL;
+	relid = bms_singleton_member(root->all_baserels);
+	rel = root->simple_rel_array[relid];
+	return table_info(rel) != NULL ? rel : NULL;
+}
+
+/*
+ * Why the scan of baserel cannot take more stages after its $match: a
+ * condition stays local, or the query has conditions that gate the whole
+ * scan.  NULL when it can.
+ */
+static const char *
+scan_not_exact(PlannerInfo *root, RelOptInfo *baserel)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+
+	if (fpinfo->local_conds != NIL)
+		return "a condition is checked by PostgreSQL";
+	if (root->hasPseudoConstantQuals)
+		return "a condition is checked by PostgreSQL before the scan";
+	if (!bms_is_empty(baserel->lateral_relids))
+		return "the scan depends on a lateral reference";
+	return NULL;
+}
+
+static void
+add_final_paths(PlannerInfo *root, RelOptInfo *input_rel,
+				RelOptInfo *output_rel, FinalPathExtraData *extra)
+{
+	Query	   *parse = root->parse;
+	RelOptInfo *baserel = single_table(root);
+	QleafRelInfo *fpinfo;
+	QleafUpperInfo *info;
+	const char *reason = NULL;
+	List	   *pathkeys = NIL;
+	ForeignPath *path;
+	double		rows;
+	Cost		startup;
+	Cost		total;
+	ListCell   *lc;
+	List	   *vars;
+
+	if (baserel == NULL || !extra->limit_needed)
+		return;
+	fpinfo = (QleafRelInfo *) baserel->fdw_private;
+
+	if (!qleaf_enable_pushdown)
+		reason = "qleaf_fdw.enable_pushdown is off";
+	else if (!qleaf_enable_limit_pushdown)
+		reason = "qleaf_fdw.enable_limit_pushdown is off";
+	else if (parse->hasAggs || parse->groupClause || parse->groupingSets ||
+			 parse->havingQual || parse->hasWindowFuncs ||
+			 parse->distinctClause || parse->hasTargetSRFs ||
+			 parse->setOperations || parse->rowMarks)
+		reason = "the query does more than scan, sort and limit";
+	else if (parse->limitOption != LIMIT_OPTION_COUNT)
+		reason = "FETCH ... WITH TIES";
+	else if (!limit_value_ok(root, parse->limitCount) ||
+			 !limit_value_ok(root, parse->limitOffset))
+		reason = "a LIMIT or OFFSET that is not computed once";
+	else
+		reason = scan_not_exact(root, baserel);
+	if (reason == NULL && parse->sortClause != NIL && root->sort_pathkeys != NIL)
+	{
+		const char *why;
+
+		if (sort_keys(root, baserel, root->sort_pathkeys, &why) == NIL)
+			reason = "ORDER BY is not shipped";
+		else
+			pathkeys = root->sort_pathkeys;
+	}
+	if (reason == NULL)
+	{
+		/* the scan tuple holds only columns of the table */
+		vars = pull_var_clause((Node *) root->upper_targets[UPPERREL_FINAL]->exprs,
+							   PVC_RECURSE_PLACEHOLDERS);
+		foreach(lc, vars)
+		{
+			Var		   *var = (Var *) lfirst(lc);
+
+			if (!IsA(var, Var) || var->varattno <= 0 ||
+				(Index) var->varno != baserel->relid)
+			{
+				reason = "the output needs a whole row or system column";
+				break;
+			}
+		}
+	}
+	if (reason != NULL)
+	{
+		note(baserel, "LIMIT: %s", reason);
+		return;
+	}
+	if (output_rel->fdw_private != NULL)
+		return;
+
+	info = palloc0(sizeof(QleafUpperInfo));
+	info->kind = QLEAF_UPPER_LIMIT;
+	info->baserel = baserel;
+	info->pathkeys = pathkeys;
+	info->limit_count = parse->limitCount;
+	info->limit_offset = parse->limitOffset;
+	output_rel->fdw_private = info;
+
+	rows = fpinfo->rows;
+	if (extra->count_est > 0)
+		rows = Min(rows, (double) extra->count_est);
+	rows = clamp_row_est(rows);
+
+	/*
+	 * Fewer documents cross the network than for a Limit over the scan:
+	 * only those returned.  MongoDB sorts all the conditions let through
+	 * before the first one.
+	 */
+	startup = fpinfo->startup_cost * 0.99;
+	if (pathkeys != NIL)
+		startup += sort_cost(fpinfo->rows);
+	total = startup + rows * (cpu_tuple_cost + QLEAF_DOCUMENT_COST_UPPER) * 0.5;
+	path = create_foreign_upper_path(root, output_rel,
+									 root->upper_targets[UPPERREL_FINAL],
+									 rows, startup, total, pathkeys,
+									 NULL, NIL);
+	add_path(output_rel, (Path *) path);
+}
+
+/* ----------------------------------------------------------------
+ *		Aggregates
+ * ----------------------------------------------------------------
+ */
+
+/* Is agg one MongoDB computes as PostgreSQL does?  Else *reason. */
+static bool
+aggregate_ok(PlannerInfo *root, RelOptInfo *baserel, Aggref *agg,
+			 const char **reason)
+{
+	const char *name = get_func_name(agg->aggfnoid);
+	ColInfo		col;
+	Expr	   *arg = NULL;
+
+	if (agg->aggsplit != AGGSPLIT_SIMPLE || agg->agglevelsup != 0 ||
+		agg->aggkind != AGGKIND_NORMAL)
+	{
+		*reason = psprintf("%s: a partial or ordered-set aggregate", name);
+		return false;
+	}
+	if (agg->aggfilter != NULL)
+	{
+		*reason = psprintf("%s: FILTER is not shipped", name);
+		return false;
+	}
+	if (agg->aggorder != NIL)
+	{
+		*reason = psprintf("%s: an aggregate with ORDER BY", name);
+		return false;
+	}
+	if (agg->aggfnoid == F_COUNT_)
+		return true;
+	if (list_length(agg->args) != 1)
+	{
+		*reason = psprintf("%s: not one argument", name);
+		return false;
+	}
+	arg = linitial_node(TargetEntry, agg->args)->expr;
+	if (!column_info(root, baserel, arg, &col, reason))
+	{
+		*reason = psprintf("%s: its argument is %s", name, *reason);
+		return false;
+	}
+	if (agg->aggdistinct != NIL && agg->aggfnoid != F_COUNT_ANY)
+	{
+		*reason = psprintf("%s: DISTINCT is shipped for count only", name);
+		return false;
+	}
+	if (col.null_mode)
+	{
+		*reason = psprintf("%s: column \"%s\" is read with on_conversion_error 'null': values that become NULL count in MongoDB",
+						   name, col.name);
+		return false;
+	}
+
+	switch (agg->aggfnoid)
+	{
+		case F_COUNT_ANY:
+			if (agg->aggdistinct != NIL)
+			{
+				if (col.kind != QLEAF_VK_INT && col.kind != QLEAF_VK_TEXT &&
+					col.kind != QLEAF_VK_BOOL)
+				{
+					*reason = psprintf("count(DISTINCT): column \"%s\" (%s) has no exact MongoDB equality",
+									   col.name, format_type_be(col.type));
+					return false;
+				}
+				if (!column_orderable(&col, agg->inputcollid, false, reason))
+					return false;
+			}
+			return true;
+		case F_SUM_INT2:
+		case F_SUM_INT4:
+		case F_SUM_INT8:
+		case F_AVG_INT2:
+		case F_AVG_INT4:
+		case F_AVG_INT8:
+			if (col.kind != QLEAF_VK_INT)
+			{
+				*reason = psprintf("%s: column \"%s\" is not an integer column", name, col.name);
+				return false;
+			}
+			return true;
+		case F_MIN_INT2:
+		case F_MIN_INT4:
+		case F_MIN_INT8:
+		case F_MAX_INT2:
+		case F_MAX_INT4:
+		case F_MAX_INT8:
+		case F_MIN_TEXT:
+		case F_MAX_TEXT:
+		case F_BOOL_AND:
+		case F_BOOL_OR:
+		case F_EVERY:
+			return column_orderable(&col, agg->inputcollid, true, reason);
+		default:
+			*reason = psprintf("%s(%s) has no MongoDB counterpart qleaf_fdw ships",
+							   name, format_type_be(col.type));
+			return false;
+	}
+}
+
+/* Append expr to *list unless an equal one is there. */
+static List *
+add_unique(List *list, Expr *expr)
+{
+	if (list_member(list, expr))
+		return list;
+	return lappend(list, expr);
+}
+
+static void
+add_group_paths(PlannerInfo *root, RelOptInfo *input_rel,
+				RelOptInfo *output_rel, GroupPathExtraData *extra)
+{
+	Query	   *parse = root->parse;
+	RelOptInfo *baserel = input_rel;
+	QleafRelInfo *fpinfo = table_info(input_rel);
+	PathTarget *target = output_rel->reltarget;
+	QleafUpperInfo *info;
+	const char *reason = NULL;
+	List	   *scan_exprs = NIL;
+	List	   *group_exprs = NIL;
+	List	   *local_quals = NIL;
+	ListCell   *lc;
+	int			i;
+	double		rows;
+	double		ngroups;
+	Cost		startup;
+	Cost		total;
+	ForeignPath *path;
+
+	if (fpinfo == NULL)
+		return;
+	if (!qleaf_enable_pushdown)
+		reason = "qleaf_fdw.enable_pushdown is off";
+	else if (!qleaf_enable_aggregate_pushdown)
+		reason = "qleaf_fdw.enable_aggregate_pushdown is off";
+	else if (extra->patype != PARTITIONWISE_AGGREGATE_NONE)
+		reason = "a partitionwise aggregate";
+	else if (parse->groupingSets != NIL)
+		reason = "GROUPING SETS";
+	else
+		reason = scan_not_exact(root, baserel);
+
+	/* the grouping columns, then the aggregates of the output */
+	i = 0;
+	foreach(lc, target->exprs)
+	{
+		Expr	   *expr = (Expr *) lfirst(lc);
+		Index		sgref = get_pathtarget_sortgroupref(target, i);
+		SortGroupClause *sgc;
+
+		i++;
+		if (reason != NULL)
+			break;
+		if (sgref != 0 &&
+			(sgc = get_sortgroupref_clause_noerr(sgref, parse->groupClause)) != NULL)
+		{
+			ColInfo		col;
+
+			if (!column_info(root, baserel, expr, &col, &reason))
+			{
+				reason = psprintf("GROUP BY %s", reason);
+				break;
+			}
+			if (!column_orderable(&col, exprCollation((Node *) expr), false, &reason))
+				break;
+			if (qleaf_comparison_strategy(sgc->eqop, col.kind, col.type,
+										  col.type) != BTEqualStrategyNumber)
+			{
+				reason = psprintf("GROUP BY column \"%s\" with an equality that is not its type's",
+								  col.name);
+				break;
+			}
+			if (!IsA(expr, Var))
+			{
+				reason = "GROUP BY a cast of a column";
+				break;
+			}
+			group_exprs = add_unique(group_exprs, expr);
+			scan_exprs = add_unique(scan_exprs, expr);
+		}
+	}
+	if (reason == NULL)
+	{
+		List	   *exprs = list_copy(target->exprs);
+
+		if (extra->havingQual != NULL)
+			exprs = lappend(exprs, extra->havingQual);
+		foreach(lc, pull_var_clause((Node *) exprs, PVC_INCLUDE_AGGREGATES))
+		{
+			Expr	   *e = (Expr *) lfirst(lc);
+
+			if (IsA(e, Aggref))
+			{
+				if (!aggregate_ok(root, baserel, (Aggref *) e, &reason))
+					break;
+				scan_exprs = add_unique(scan_exprs, e);
+			}
+			else if (!list_member(group_exprs, e))
+			{
+				reason = "the output needs a column that is not grouped";
+				break;
+			}
+		}
+	}
+	if (reason != NULL)
+	{
+		note(baserel, "aggregates: %s", reason);
+		return;
+	}
+	if (output_rel->fdw_private != NULL)
+		return;
+
+	/* HAVING, an implicit-AND list after preprocessing */
+	if (extra->havingQual != NULL)
+		local_quals = (List *) extra->havingQual;
+
+	info = palloc0(sizeof(QleafUpperInfo));
+	info->kind = QLEAF_UPPER_GROUP;
+	info->baserel = baserel;
+	info->scan_exprs = scan_exprs;
+	info->group_exprs = group_exprs;
+	info->local_quals = local_quals;
+	output_rel->fdw_private = info;
+
+	rows = fpinfo->rows;
+	if (group_exprs == NIL)
+		ngroups = 1;
+	else
+		ngroups = estimate_num_groups(root, group_exprs, rows, NULL, NULL);
+	startup = QLEAF_STARTUP_COST_UPPER + rows * cpu_operator_cost * 0.5;
+	total = startup + ngroups * (cpu_tuple_cost + QLEAF_DOCUMENT_COST_UPPER);
+	if (local_quals != NIL)
+		ngroups = clamp_row_est(ngroups * 0.5);
+	path = create_foreign_upper_path(root, output_rel, target,
+									 ngroups, startup, total, NIL,
+									 NULL, NIL);
+	add_path(output_rel, (Path *) path);
+}
+
+/*
+ * GetForeignUpperPaths: a grouping path with $group, a final path with
+ * $skip / $limit.  (Ordered paths are offered by the scan itself, as
+ * sorted paths: qleaf_add_sorted_paths.)
+ */
+void
+qleafGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
+						  RelOptInfo *input_rel, RelOptInfo *output_rel,
+						  void *extra)
+{
+	switch (stage)
+	{
+		case UPPERREL_GROUP_AGG:
+			add_group_paths(root, input_rel, output_rel,
+							(GroupPathExtraData *) extra);
+			break;
+		case UPPERREL_FINAL:
+			add_final_paths(root, input_rel, output_rel,
+							(FinalPathExtraData *) extra);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * What the query wanted of a scan of baserel that stays local, for
+ * EXPLAIN VERBOSE: the notes of upper planning, and why the ORDER BY is
+ * not shipped when the scan is not sorted.
+ */
+List *
+qleaf_kept_local(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+
+	(void) pathkeys;
+	return list_copy(fpinfo->kept_local);
+}
+
+/* ----------------------------------------------------------------
+ *		Plans
+ * ----------------------------------------------------------------
+ */
+
+/* Append the i-th key of an upper scan's key list (fdw_private). */
+static void
+add_key(List **keys, Oid typid, int32 typmod, const char *name,
+		const char *field, bool null_on_error)
+{
+	*keys = lappend(*keys, list_make5(makeInteger((int) typid),
+									  makeInteger(typmod),
+									  makeString(pstrdup(name)),
+									  makeString(pstrdup(field)),
+									  makeInteger(null_on_error ? 1 : 0)));
+}
+
+/*
+ * The accumulator of aggregate agg under key c<p> (and c<q> for the
+ * count of values that sum and avg need) of the $group document, and
+ * how its scan tuple value is made.
+ */
+static void
+append_accumulator(PlannerInfo *root, RelOptInfo *baserel, bson_t *group,
+				   Aggref *agg, int *nkeys, List **keys, int *op, int *p,
+				   int *q)
+{
+	const char *name = get_func_name(agg->aggfnoid);
+	ColInfo		col;
+	const char *reason;
+	char		key[32];
+	char	   *ref = NULL;
+	bson_t		acc;
+	bson_t		d;
+	bson_t		args;
+
+	*p = (*nkeys)++;
+	*q = -1;
+	snprintf(key, sizeof(key), "c%d", *p);
+	if (agg->aggfnoid != F_COUNT_)
+	{
+		if (!column_info(root, baserel,
+						 linitial_node(TargetEntry, agg->args)->expr,
+						 &col, &reason))
+			elog(ERROR, "qleaf_fdw: aggregate planned as shippable has no column");
+		ref = field_ref(&col);
+	}
+
+	bson_append_document_begin(group, key, -1, &acc);
+	switch (agg->aggfnoid)
+	{
+		case F_COUNT_:
+			bson_append_int32(&acc, "$sum", -1, 1);
+			*op = QLEAF_OUT_COUNT;
+			add_key(keys, INT8OID, -1, name, "", false);
+			break;
+		case F_COUNT_ANY:
+			if (agg->aggdistinct != NIL)
+			{
+				/* the set of values; the $project counts those not null */
+				if (col.kind == QLEAF_VK_INT)
+					append_long_key(&acc, "$addToSet", ref);
+				else if (col.kind == QLEAF_VK_TEXT)
+					append_text_key(&acc, "$addToSet", ref);
+				else
+					append_plain_key(&acc, "$addToSet", ref);
+			}
+			else if (col.is_root)
+				bson_append_int32(&acc, "$sum", -1, 1);
+			else
+				append_null_flag(&acc, "$sum", ref, 0, 1);
+			*op = QLEAF_OUT_COUNT;
+			add_key(keys, INT8OID, -1, name, col.field, false);
+			break;
+		case F_SUM_INT2:
+		case F_SUM_INT4:
+		case F_SUM_INT8:
+		case F_AVG_INT2:
+		case F_AVG_INT4:
+		case F_AVG_INT8:
+
+			/*
+			 * {$sum: {$toDecimal: {$toLong: {$ifNull: [ref, 0]}}}}: exact
+			 * integers (Decimal128 holds 34 digits; an int64 $sum would
+			 * turn into a double past 2^63), and the count of values
+			 * added, for NULL where there is none.
+			 */
+			bson_append_document_begin(&acc, "$sum", -1, &d);
+			{
+				bson_t		tolong;
+				bson_t		ifnull;
+
+				bson_append_document_begin(&d, "$toDecimal", -1, &tolong);
+				bson_append_document_begin(&tolong, "$toLong", -1, &ifnull);
+				bson_append_array_begin(&ifnull, "$ifNull", -1, &args);
+				bson_append_utf8(&args, "0", -1, ref, -1);
+				bson_append_int32(&args, "1", -1, 0);
+				bson_append_array_end(&ifnull, &args);
+				bson_append_document_end(&tolong, &ifnull);
+				bson_append_document_end(&d, &tolong);
+			}
+			bson_append_document_end(&acc, &d);
+			if (agg->aggfnoid == F_AVG_INT2 || agg->aggfnoid == F_AVG_INT4 ||
+				agg->aggfnoid == F_AVG_INT8)
+			{
+				*op = QLEAF_OUT_AVG;
+				add_key(keys, NUMERICOID, -1, name, col.field, false);
+			}
+			else
+			{
+				*op = QLEAF_OUT_SUM;
+				add_key(keys, agg->aggtype, -1, name, col.field, false);
+			}
+			break;
+		case F_MIN_INT2:
+		case F_MIN_INT4:
+		case F_MIN_INT8:
+		case F_MIN_TEXT:
+		case F_BOOL_AND:
+		case F_EVERY:
+		case F_MAX_INT2:
+		case F_MAX_INT4:
+		case F_MAX_INT8:
+		case F_MAX_TEXT:
+		case F_BOOL_OR:
+			{
+				const char *accname;
+
+				if (agg->aggfnoid == F_MIN_INT2 || agg->aggfnoid == F_MIN_INT4 ||
+					agg->aggfnoid == F_MIN_INT8 || agg->aggfnoid == F_MIN_TEXT ||
+					agg->aggfnoid == F_BOOL_AND || agg->aggfnoid == F_EVERY)
+					accname = "$min";
+				else
+					accname = "$max";
+				/* $min and $max skip null and missing */
+				if (col.kind == QLEAF_VK_TEXT)
+					append_text_key(&acc, accname, ref);
+				else
+					bson_append_utf8(&acc, accname, -1, ref, -1);
+				*op = QLEAF_OUT_VALUE;
+				add_key(keys, agg->aggtype, -1, name, col.field, false);
+			}
+			break;
+		default:
+			elog(ERROR, "qleaf_fdw: aggregate %u planned as shippable has no translation",
+				 agg->aggfnoid);
+	}
+	bson_append_document_end(group, &acc);
+
+	if (*op == QLEAF_OUT_SUM || *op == QLEAF_OUT_AVG)
+	{
+		*q = (*nkeys)++;
+		snprintf(key, sizeof(key), "c%d", *q);
+		bson_append_document_begin(group, key, -1, &acc);
+		append_null_flag(&acc, "$sum", ref, 0, 1);
+		bson_append_document_end(group, &acc);
+		add_key(keys, INT8OID, -1, name, col.field, false);
+	}
+}
+
+/*
+ * {$size: {$filter: {input: "$ck", cond: {$ne: ["$$this", null]}}}}
+ * under key: the values of a $addToSet that are not null.
+ */
+static void
+append_set_count(bson_t *b, const char *key, const char *ref)
+{
+	bson_t		size;
+	bson_t		filter;
+	bson_t		cond;
+	bson_t		args;
+
+	bson_append_document_begin(b, key, -1, &size);
+	bson_append_document_begin(&size, "$size", -1, &filter);
+	bson_append_document_begin(&filter, "$filter", -1, &cond);
+	bson_append_utf8(&cond, "input", -1, ref, -1);
+	{
+		bson_t		ne;
+
+		bson_append_document_begin(&cond, "cond", -1, &ne);
+		bson_append_array_begin(&ne, "$ne", -1, &args);
+		bson_append_utf8(&args, "0", -1, "$$this", -1);
+		bson_append_null(&args, "1", -1);
+		bson_append_array_end(&ne, &args);
+		bson_append_document_end(&cond, &ne);
+	}
+	bson_append_document_end(&filter, &cond);
+	bson_append_document_end(&size, &filter);
+	bson_append_document_end(b, &size);
+}
+
+/* Append stage to the pipeline array stages, counting it. */
+static void
+append_stage(bson_t *stages, int *nstages, const bson_t *stage)
+{
+	char		key[16];
+
+	snprintf(key, sizeof(key), "%d", (*nstages)++);
+	bson_append_document(stages, key, -1, stage);
+}
+
+/*
+ * GetForeignPlan of an upper relation: a scan with no relation of its
+ * own (scanrelid 0) whose rows are fdw_scan_tlist.
+ */
+ForeignScan *
+qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
+				 Plan *outer_plan)
+{
+	QleafUpperInfo *info = (QleafUpperInfo *) rel->fdw_private;
+	RelOptInfo *baserel = info->baserel;
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	bson_t	   *stages = qleaf_bson_new_owned(CurrentMemoryContext);
+	int			nstages = 0;
+	List	   *params = NIL;
+	List	   *scan_exprs = NIL;
+	List	   *keys = NIL;
+	List	   *ops = NIL;
+	List	   *fields = NIL;
+	List	   *local_exprs = NIL;
+	List	   *local_reasons = NIL;
+	List	   *fdw_private;
+	List	   *scan_tlist = NIL;
+	List	   *upper;
+	ListCell   *lc;
+	bool		plain_agg = false;
+	bson_t	   *st;
+	bson_t	   *proj;
+	char		key[32];
+	int			nkeys = 0;
+
+	qleaf_append_match_next(root, baserel, stages, &nstages,
+							fpinfo->remote_conds, &params);
+
+	if (info->kind == QLEAF_UPPER_LIMIT)
+	{
+		Bitmapset  *attrs = NULL;
+		List	   *vars;
+		RangeTblEntry *rte = planner_rt_fetch(baserel->relid, root);
+		Relation	relation;
+		TupleDesc	tupdesc;
+		int			attno;
+		List	   *remote_exprs = NIL;
+
+		/*
+		 * The columns of the output, and those of the shipped conditions
+		 * and sort keys, so that their conversion errors are raised as in
+		 * a scan of the table.
+		 */
+		vars = pull_var_clause((Node *) tlist, PVC_RECURSE_PLACEHOLDERS);
+		foreach(lc, vars)
+			attrs = bms_add_member(attrs, ((Var *) lfirst(lc))->varattno);
+		foreach(lc, fpinfo->remote_conds)
+			remote_exprs = lappend(remote_exprs,
+								   lfirst_node(RestrictInfo, lc)->clause);
+		{
+			Bitmapset  *cond_attrs = NULL;
+			int			x = -1;
+
+			qleaf_add_condition_columns(baserel, remote_exprs, &cond_attrs);
+			while ((x = bms_next_member(cond_attrs, x)) >= 0)
+				attrs = bms_add_member(attrs, x + FirstLowInvalidHeapAttributeNumber);
+		}
+
+		if (info->pathkeys != NIL)
+		{
+			bson_t	   *sort = qleaf_sort_stages(root, baserel, info->pathkeys);
+			bson_iter_t iter;
+			const char *reason;
+
+			bson_iter_init(&iter, sort);
+			while (bson_iter_next(&iter))
+			{
+				snprintf(key, sizeof(key), "%d", nstages++);
+				bson_append_iter(stages, key, -1, &iter);
+			}
+			foreach(lc, sort_keys(root, baserel, info->pathkeys, &reason))
+				attrs = bms_add_member(attrs, ((SortKey *) lfirst(lc))->col.attnum);
+		}
+
+		/* one key per column: {$project: {_id: 1, c0: "$f", ...}} */
+		relation = table_open(rte->relid, NoLock);
+		tupdesc = RelationGetDescr(relation);
+		proj = qleaf_bson_new_owned(CurrentMemoryContext);
+		bson_append_int32(proj, "_id", -1, 1);
+		attno = -1;
+		while ((attno = bms_next_member(attrs, attno)) >= 0)
+		{
+			Form_pg_attribute attr = TupleDescAttr(tupdesc, attno - 1);
+			bool		null_mode = fpinfo->opts.null_on_error;
+			char	   *field;
+			int			k = nkeys++;
+
+			field = qleaf_get_column_field(rte->relid, attno,
+										   NameStr(attr->attname), &null_mode);
+			qleaf_check_column_mapping(relation, attno, field);
+			snprintf(key, sizeof(key), "c%d", k);
+			if (qleaf_is_root_field(field))
+				bson_append_utf8(proj, key, -1, QLEAF_ROOT_FIELD, -1);
+			else
+			{
+				char	   *path = psprintf("$%s", field);
+
+				bson_append_utf8(proj, key, -1, path, -1);
+			}
+			add_key(&keys, attr->atttypid, attr->atttypmod,
+					NameStr(attr->attname), field, null_mode);
+			ops = lappend_int(ops, QLEAF_OUT_VALUE);
+			ops = lappend_int(ops, k);
+			ops = lappend_int(ops, -1);
+			scan_exprs = lappend(scan_exprs,
+								 makeVar(baserel->relid, attno, attr->atttypid,
+										 attr->atttypmod, attr->attcollation, 0));
+			fields = lappend(fields, makeString(field));
+		}
+		table_close(relation, NoLock);
+		st = qleaf_bson_new_owned(CurrentMemoryContext);
+		bson_append_document(st, "$project", -1, proj);
+		append_stage(stages, &nstages, st);
+
+		/* $skip, then $limit: constants now, other values at execution */
+		if (info->limit_offset != NULL)
+		{
+			bson_t	   *s;
+
+			if (IsA(info->limit_offset, Const))
+			{
+				Const	   *c = (Const *) info->limit_offset;
+
+				s = (c->constisnull || DatumGetInt64(c->constvalue) == 0) ? NULL :
+					qleaf_limit_stage("$skip", c->constvalue, c->constisnull);
+			}
+			else
+			{
+				params = lappend(params, info->limit_offset);
+				s = qleaf_stage_placeholder("$skip", list_length(params));
+			}
+			if (s != NULL)
+				append_stage(stages, &nstages, s);
+		}
+		if (info->limit_count != NULL)
+		{
+			bson_t	   *s;
+
+			if (IsA(info->limit_count, Const))
+			{
+				Const	   *c = (Const *) info->limit_count;
+
+				s = c->constisnull ? NULL :
+					qleaf_limit_stage("$limit", c->constvalue, false);
+			}
+			else
+			{
+				params = lappend(params, info->limit_count);
+				s = qleaf_stage_placeholder("$limit", list_length(params));
+			}
+			if (s != NULL)
+				append_stage(stages, &nstages, s);
+		}
+	}
+	else
+	{
+		bson_t		group;
+		bson_t		id;
+		bson_t		project;
+		List	   *set_keys = NIL;
+
+		plain_agg = (info->group_exprs == NIL);
+		st = qleaf_bson_new_owned(CurrentMemoryContext);
+		bson_append_document_begin(st, "$group", -1, &group);
+		if (plain_agg)
+			bson_append_null(&group, "_id", -1);
+		else
+			bson_append_document_begin(&group, "_id", -1, &id);
+
+		/* grouping keys: c<k> in _id, one value for null and missing */
+		foreach(lc, info->scan_exprs)
+		{
+			Expr	   *e = (Expr *) lfirst(lc);
+			ColInfo		col;
+			const char *reason;
+			int			k;
+
+			if (!list_member(info->group_exprs, e))
+				continue;
+			if (!column_info(root, baserel, e, &col, &reason))
+				elog(ERROR, "qleaf_fdw: grouping column planned as shippable has no column");
+			k = nkeys++;
+			snprintf(key, sizeof(key), "c%d", k);
+			if (col.kind == QLEAF_VK_TEXT)
+				append_text_key(&id, key, field_ref(&col));
+			else if (col.kind == QLEAF_VK_INT)
+				append_long_key(&id, key, field_ref(&col));
+			else
+				append_plain_key(&id, key, field_ref(&col));
+			add_key(&keys, col.type, col.typmod, col.name, col.field, false);
+			fields = lappend(fields, makeString(col.field));
+		}
+		if (!plain_agg)
+			bson_append_document_end(&group, &id);
+
+		/* the scan tuple: grouping keys and aggregates, in scan_exprs order */
+		{
+			int			g = 0;
+
+			foreach(lc, info->scan_exprs)
+			{
+				Expr	   *e = (Expr *) lfirst(lc);
+				int			op;
+				int			p;
+				int			q;
+
+				if (list_member(info->group_exprs, e))
+				{
+					op = QLEAF_OUT_VALUE;
+					p = g++;
+					q = -1;
+				}
+				else
+				{
+					Aggref	   *agg = castNode(Aggref, e);
+
+					append_accumulator(root, baserel, &group, agg, &nkeys,
+									   &keys, &op, &p, &q);
+					if (agg->aggdistinct != NIL)
+						set_keys = lappend_int(set_keys, p);
+					fields = lappend(fields, makeString(""));
+					if (q >= 0)
+						fields = lappend(fields, makeString(""));
+				}
+				ops = lappend_int(ops, op);
+				ops = lappend_int(ops, p);
+				ops = lappend_int(ops, q);
+				scan_exprs = lappend(scan_exprs, e);
+			}
+		}
+		bson_append_document_end(st, &group);
+		append_stage(stages, &nstages, st);
+
+		/* {$project: {_id: 0, c0: "$_id.c0", c1: 1, ...}} */
+		st = qleaf_bson_new_owned(CurrentMemoryContext);
+		bson_append_document_begin(st, "$project", -1, &project);
+		bson_append_int32(&project, "_id", -1, 0);
+		{
+			int			k;
+			int			g = list_length(info->group_exprs);
+
+			for (k = 0; k < nkeys; k++)
+			{
+				snprintf(key, sizeof(key), "c%d", k);
+				if (k < g)
+				{
+					char	   *path = psprintf("$_id.c%d", k);
+
+					bson_append_utf8(&project, key, -1, path, -1);
+				}
+				else if (list_member_int(set_keys, k))
+					append_set_count(&project, key, psprintf("$c%d", k));
+				else
+					bson_append_int32(&project, key, -1, 1);
+			}
+		}
+		bson_append_document_end(st, &project);
+		append_stage(stages, &nstages, st);
+
+		foreach(lc, info->local_quals)
+		{
+			local_exprs = lappend(local_exprs, lfirst(lc));
+			local_reasons = lappend(local_reasons,
+									makeString("HAVING is checked by PostgreSQL"));
+		}
+	}
+
+	foreach(lc, scan_exprs)
+		scan_tlist = lappend(scan_tlist,
+							 makeTargetEntry((Expr *) lfirst(lc),
+											 list_length(scan_tlist) + 1,
+											 NULL, false));
+
+	upper = list_make3(keys, ops, makeInteger(plain_agg ? 1 : 0));
+	fdw_private = NIL;
+	fdw_private = lappend(fdw_private,
+						  makeConst(BYTEAOID, -1, InvalidOid, -1,
+									PointerGetDatum(qleaf_bson_to_bytea(stages)),
+									false, false));
+	fdw_private = lappend(fdw_private, NIL);	/* no retrieved attributes */
+	fdw_private = lappend(fdw_private, fields);
+	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.database));
+	fdw_private = lappend(fdw_private, makeString(fpinfo->opts.collection));
+	fdw_private = lappend(fdw_private, makeInteger(fpinfo->opts.batch_size));
+	fdw_private = lappend(fdw_private, local_reasons);
+	fdw_private = lappend(fdw_private, NIL);	/* not a join, none refused */
+	fdw_private = lappend(fdw_private, qleaf_kept_local(root, baserel, NIL));
+	fdw_private = lappend(fdw_private, upper);
+
+	return make_foreignscan(tlist, local_exprs, 0, params, fdw_private,
+							scan_tlist, NIL, outer_plan);
+}
+
+/* ----------------------------------------------------------------
+ *		Execution
+ * ----------------------------------------------------------------
+ */
+
+void
+qleaf_upper_begin(ForeignScanState *node, int eflags, QleafScanState *state)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	List	   *fdw_private = fsplan->fdw_private;
+	EState	   *estate = node->ss.ps.state;
+	List	   *upper = (List *) list_nth(fdw_private, FdwScanPrivateUpper);
+	List	   *keys = (List *) linitial(upper);
+	List	   *ops = (List *) lsecond(upper);
+	QleafUpperExec *ux;
+	QleafScanKey *skeys;
+	RangeTblEntry *rte;
+	Oid			userid;
+	ForeignTable *table;
+	ForeignServer *server;
+	UserMapping *user;
+	int			batch_size;
+	ListCell   *lc;
+	int			i;
+
+	ux = palloc0(sizeof(QleafUpperExec));
+	state->upper = ux;
+	ux->plain_agg = intVal(lthird(upper)) != 0;
+	ux->nkeys = list_length(keys);
+	ux->pvalues = palloc0(sizeof(Datum) * Max(ux->nkeys, 1));
+	ux->pnulls = palloc0(sizeof(bool) * Max(ux->nkeys, 1));
+	ux->nout = list_length(ops) / 3;
+	ux->ops = palloc(sizeof(int) * Max(ux->nout, 1));
+	ux->pkey = palloc(sizeof(int) * Max(ux->nout, 1));
+	ux->qkey = palloc(sizeof(int) * Max(ux->nout, 1));
+	for (i = 0; i < ux->nout; i++)
+	{
+		ux->ops[i] = list_nth_int(ops, 3 * i);
+		ux->pkey[i] = list_nth_int(ops, 3 * i + 1);
+		ux->qkey[i] = list_nth_int(ops, 3 * i + 2);
+	}
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	rte = exec_rt_fetch(bms_next_member(fsplan->fs_relids, -1), estate);
+	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+	table = GetForeignTable(rte->relid);
+	server = GetForeignServer(table->serverid);
+	user = GetUserMapping(userid, server->serverid);
+
+	skeys = palloc0(sizeof(QleafScanKey) * Max(ux->nkeys, 1));
+	i = 0;
+	foreach(lc, keys)
+	{
+		List	   *k = (List *) lfirst(lc);
+
+		skeys[i].att = i;
+		skeys[i].typid = (Oid) intVal(linitial(k));
+		skeys[i].typmod = intVal(lsecond(k));
+		skeys[i].colname = strVal(lthird(k));
+		skeys[i].field = strVal(lfourth(k));
+		skeys[i].null_on_error = intVal(list_nth(k, 4)) != 0;
+		skeys[i].from_id = false;
+		i++;
+	}
+
+	batch_size = intVal(list_nth(fdw_private, FdwScanPrivateBatchSize));
+	if (batch_size <= 0)
+		batch_size = qleaf_batch_size;
+	if (fsplan->fdw_exprs != NIL)
+	{
+		state->param_states = ExecInitExprList(fsplan->fdw_exprs,
+											   (PlanState *) node);
+		state->params_pending = true;
+	}
+	{
+		Const	   *c = list_nth_node(Const, fdw_private, FdwScanPrivatePipeline);
+
+		state->scan = qleaf_scan_begin_keys(server, user,
+											strVal(list_nth(fdw_private, FdwScanPrivateDatabase)),
+											strVal(list_nth(fdw_private, FdwScanPrivateCollection)),
+											DatumGetByteaPP(c->constvalue),
+											ux->nkeys, ux->nkeys, skeys,
+											batch_size, estate->es_query_cxt);
+	}
+}
+
+/*
+ * The next row of an upper scan: the values the pipeline returned, made
+ * into the scan tuple (sums and averages finished, NULL where no value
+ * was added), or the one row of an aggregate over no document.
+ */
+TupleTableSlot *
+qleaf_upper_iterate(ForeignScanState *node, QleafScanState *state)
+{
+	QleafUpperExec *ux = state->upper;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext oldcxt;
+	bool		found;
+	int			i;
+
+	ExecClearTuple(slot);
+	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
+	found = qleaf_scan_next(state->scan, ux->pvalues, ux->pnulls);
+	if (!found)
+	{
+		if (!ux->plain_agg || ux->returned)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return slot;
+		}
+		/* no document: count(*) is 0, every other aggregate NULL */
+		for (i = 0; i < ux->nkeys; i++)
+			ux->pnulls[i] = true;
+	}
+	ux->returned = true;
+
+	for (i = 0; i < ux->nout; i++)
+	{
+		int			p = ux->pkey[i];
+		int			q = ux->qkey[i];
+		Datum		v = ux->pvalues[p];
+		bool		isnull = ux->pnulls[p];
+
+		switch (ux->ops[i])
+		{
+			case QLEAF_OUT_COUNT:
+				if (isnull)
+				{
+					v = Int64GetDatum(0);
+					isnull = false;
+				}
+				break;
+			case QLEAF_OUT_SUM:
+				if (ux->pnulls[q] || DatumGetInt64(ux->pvalues[q]) == 0)
+					isnull = true;
+				break;
+			case QLEAF_OUT_AVG:
+				if (isnull || ux->pnulls[q] || DatumGetInt64(ux->pvalues[q]) == 0)
+					isnull = true;
+				else
+					v = DirectFunctionCall2(numeric_div, v,
+											DirectFunctionCall1(int8_numeric,
+																ux->pvalues[q]));
+				break;
+			default:
+				break;
+		}
+		slot->tts_values[i] = v;
+		slot->tts_isnull[i] = isnull;
+	}
+	ExecStoreVirtualTuple(slot);
+	MemoryContextSwitchTo(oldcxt);
+	return slot;
+}
+
+void
+qleaf_upper_rescan(QleafScanState *state)
+{
+	if (state->upper != NULL)
+		state->upper->returned = false;
+}
