@@ -655,27 +655,43 @@ qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
 	}
 	bson_append_document_end(&stage, &sort);
 	bson_append_document_end(stages, &stage);
+
+	/* the computed keys go away: a "$$ROOT" column must not see them */
+	if (computed)
+	{
+		bson_t		drop;
+
+		bson_append_document_begin(stages, "2", -1, &stage);
+		bson_append_document_begin(&stage, "$project", -1, &drop);
+		foreach(lc, keys)
+		{
+			SortKey    *key = (SortKey *) lfirst(lc);
+			char		name[32];
+			int			i = foreach_current_index(lc);
+
+			if (key->nulls_first == key->desc)
+			{
+				snprintf(name, sizeof(name), "_qleaf_n%d", i);
+				bson_append_int32(&drop, name, -1, 0);
+			}
+			if (key->col.kind == QLEAF_VK_TEXT)
+			{
+				snprintf(name, sizeof(name), "_qleaf_s%d", i);
+				bson_append_int32(&drop, name, -1, 0);
+			}
+		}
+		bson_append_document_end(&stage, &drop);
+		bson_append_document_end(stages, &stage);
+	}
 	return stages;
 }
 
-/*
- * Add a sorted path of baserel for the query's ORDER BY (or the order a
- * merge join or grouping wants, root->query_pathkeys) when MongoDB can
- * sort by it.
- */
-void
-qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
+/* Are all of pathkeys orderings of baserel's own columns? */
+static bool
+pathkeys_of_rel(List *pathkeys, RelOptInfo *baserel)
 {
-	QleafRelInfo *fpinfo = table_info(baserel);
-	List	   *pathkeys = root->query_pathkeys;
-	const char *reason;
 	ListCell   *lc;
-	ForeignPath *path;
 
-	if (fpinfo == NULL || pathkeys == NIL)
-		return;
-
-	/* only for an order of this relation's columns */
 	foreach(lc, pathkeys)
 	{
 		PathKey    *pk = lfirst_node(PathKey, lc);
@@ -691,16 +707,16 @@ qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
 				found = true;
 		}
 		if (!found)
-			return;
+			return false;
 	}
+	return true;
+}
 
-	if (sort_keys(root, baserel, pathkeys, &reason) == NIL)
-	{
-		note(baserel, "%s: %s",
-			 pathkeys == root->sort_pathkeys ? "ORDER BY" : "sorted scan",
-			 reason);
-		return;
-	}
+static void
+add_sorted_path(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	ForeignPath *path;
 
 	path = create_foreignscan_path(root, baserel, NULL,
 								   fpinfo->rows,
@@ -710,6 +726,63 @@ qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
 								   baserel->lateral_relids,
 								   NULL, NIL);
 	add_path(baserel, (Path *) path);
+}
+
+/*
+ * Add sorted paths of baserel when MongoDB can sort by the order the
+ * query wants (root->query_pathkeys: ORDER BY, or the order of a
+ * grouping) and by each column a merge join could join on.
+ */
+void
+qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
+{
+	QleafRelInfo *fpinfo = table_info(baserel);
+	List	   *pathkeys = root->query_pathkeys;
+	List	   *done = NIL;
+	const char *reason;
+	ListCell   *lc;
+
+	if (fpinfo == NULL)
+		return;
+
+	if (pathkeys != NIL && pathkeys_of_rel(pathkeys, baserel))
+	{
+		if (sort_keys(root, baserel, pathkeys, &reason) == NIL)
+			note(baserel, "%s: %s",
+				 pathkeys == root->sort_pathkeys ? "ORDER BY" : "sorted scan",
+				 reason);
+		else
+		{
+			add_sorted_path(root, baserel, pathkeys);
+			done = list_make1(linitial(pathkeys));
+		}
+	}
+
+	/* one key per join equivalence class, for merge joins */
+	if (!baserel->has_eclass_joins || !qleaf_enable_pushdown ||
+		!qleaf_enable_sort_pushdown)
+		return;
+	foreach(lc, root->eq_classes)
+	{
+		EquivalenceClass *ec = (EquivalenceClass *) lfirst(lc);
+		PathKey    *pk;
+		List	   *one;
+
+		if (ec->ec_has_volatile || ec->ec_has_const ||
+			list_length(ec->ec_opfamilies) < 1 ||
+			!bms_overlap(ec->ec_relids, baserel->relids) ||
+			bms_is_subset(ec->ec_relids, baserel->relids))
+			continue;
+		pk = make_canonical_pathkey(root, ec, linitial_oid(ec->ec_opfamilies),
+									BTLessStrategyNumber, false);
+		if (list_member_ptr(done, pk))
+			continue;
+		done = lappend(done, pk);
+		one = list_make1(pk);
+		if (pathkeys_of_rel(one, baserel) &&
+			sort_keys(root, baserel, one, &reason) != NIL)
+			add_sorted_path(root, baserel, one);
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -1096,7 +1169,11 @@ add_group_paths(PlannerInfo *root, RelOptInfo *input_rel,
 		ngroups = 1;
 	else
 		ngroups = estimate_num_groups(root, group_exprs, rows, NULL, NULL);
-	startup = QLEAF_STARTUP_COST_UPPER + rows * cpu_operator_cost * 0.5;
+	/*
+	 * MongoDB reads the documents where they are and sends only the
+	 * groups: one small reply instead of a stream of documents.
+	 */
+	startup = QLEAF_STARTUP_COST_UPPER * 0.5 + rows * cpu_operator_cost * 0.25;
 	total = startup + ngroups * (cpu_tuple_cost + QLEAF_DOCUMENT_COST_UPPER);
 	if (local_quals != NIL)
 		ngroups = clamp_row_est(ngroups * 0.5);
