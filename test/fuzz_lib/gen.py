@@ -71,6 +71,14 @@ EDGE = {
                     "'2020-01-01 01:00:00+01'", "'2000-01-01 00:00:00.999+00'"],
 }
 
+# aggregates $group computes (over the clean table's integer, boolean and
+# text columns), for queries meant to ship them
+SHIPPABLE_AGGS = ["count(*)", "count(i)", "count(t)", "count(doc)", "count(DISTINCT t)",
+                  "count(DISTINCT i)", "count(DISTINCT bo)", "sum(i)", "sum(b)", "sum(sm)",
+                  "sum(na)", "sum(id)", "avg(i)", "avg(b)", "avg(na)", "min(i)", "max(i)",
+                  "min(b)", "max(b)", "min(t)", "max(u)", "min(v)", "max(ns)", "bool_and(bo)",
+                  "bool_or(bo)", "every(bo)", "count(ts)", "count(arr)", "max(na)", "min(id)"]
+
 CMP_OPS = ["=", "<>", "<", "<=", ">", ">=", "=", "<>"]
 
 
@@ -437,10 +445,22 @@ class Gen:
 
     def order_key(self):
         rng = self.rng
-        c = rng.choice(SCALARS + ["arr", "tags", "lower(t)", 't COLLATE "C"', "u COLLATE \"C\"",
-                                  "v COLLATE " + self.icu, "doc->'i'", "doc->>'s'"])
+        # half the time a key MongoDB can sort by (integer, boolean and
+        # text columns under "C"), so that $sort and $limit are exercised
+        if rng.random() < 0.5:
+            c = rng.choice(INT4 + INT2 + INT8 + BOOL + TEXT + ['t COLLATE "C"'])
+        else:
+            c = rng.choice(SCALARS + ["arr", "tags", "lower(t)", 't COLLATE "C"', "u COLLATE \"C\"",
+                                      "v COLLATE " + self.icu, "doc->'i'", "doc->>'s'"])
         return (c + rng.choice(["", " ASC", " DESC"]) +
                 rng.choice(["", "", " NULLS FIRST", " NULLS LAST"]))
+
+    def simple_scan(self):
+        """The clean table with no condition or one leaf: a scan whose
+        conditions often all ship, so that what comes above them (sort,
+        limit, aggregates) may ship too."""
+        rng = self.rng
+        return "{C}", (None if rng.random() < 0.5 else self.leaf())
 
     def query(self):
         rng = self.rng
@@ -449,12 +469,21 @@ class Gen:
         settings = []
         if rng.random() < 0.1:
             settings.append("SET TimeZone = " + q(rng.choice(["America/New_York", "Asia/Kolkata", "UTC", "Pacific/Chatham"])))
+        if rng.random() < 0.15:
+            # one kind of pushdown off, or plans that lean on sorted scans
+            settings.append(rng.choice(["SET qleaf_fdw.enable_sort_pushdown = off",
+                                        "SET qleaf_fdw.enable_limit_pushdown = off",
+                                        "SET qleaf_fdw.enable_aggregate_pushdown = off",
+                                        "SET enable_sort = off", "SET enable_hashagg = off"]))
         if r < 0.30:
             where = self.tree(3)
             tpl = "SELECT " + self.select_list() + " FROM " + table + " WHERE {W}"
             qy = Query("rows", tpl, where, False, settings)
         elif r < 0.50:
             where = self.tree(2)
+            if rng.random() < 0.5:
+                # conditions that may all ship: the sort and limit too
+                table, where = self.simple_scan()
             keys = [self.order_key() for _ in range(rng.randint(1, 3))] + [rng.choice(["id", "id DESC"])]
             tpl = ("SELECT " + self.select_list() + " FROM " + table + " WHERE {W} ORDER BY " +
                    ", ".join(keys))
@@ -465,7 +494,11 @@ class Gen:
             qy = Query("ordered", tpl, where, True, settings)
         elif r < 0.70:
             where = self.tree(2)
-            aggs = rng.sample([
+            simple = rng.random() < 0.5
+            if simple:
+                # conditions that may all ship: the aggregates too
+                table, where = self.simple_scan()
+            aggs = rng.sample(SHIPPABLE_AGGS if simple and rng.random() < 0.7 else [
                 "count(*)", "count(i)", "count(t)", "count(doc)", "count(DISTINCT t)",
                 # a float sum depends on the order it adds in (1e308 + -1e308
                 # + 0.1): only in a fixed order is it the same on each side
@@ -474,18 +507,31 @@ class Gen:
                 "array_agg(i ORDER BY id)",
                 "min(i)", "max(i)", "min(b)", "max(n)", "min(f)", "max(f)", "min(t)",
                 "max(u)", "min(v)", "min(ts)", "max(ts)", "bool_and(bo)", "bool_or(bo)",
-                "count(*) FILTER (WHERE bo)", "sum(cardinality(arr))", "max(na)"],
+                "count(*) FILTER (WHERE bo)", "sum(cardinality(arr))", "max(na)",
+                # what $group computes: integer, boolean and text columns
+                "count(DISTINCT i)", "count(DISTINCT b)", "count(DISTINCT bo)",
+                "count(DISTINCT u)", "count(DISTINCT sm)", "sum(sm)", "avg(sm)", "avg(b)",
+                "sum(na)", "avg(na)", "min(sm)", "max(sm)", "min(na)", "max(b)", "max(t)",
+                "min(u)", "max(v)", "min(ns)", "every(bo)", "count(ns)", "count(arr)",
+                "count(ts)", "count(f)", "count(id)", "sum(id)", "max(vc)", "count(vc)"],
                 rng.randint(1, 4))
             if rng.random() < 0.5:
                 aggs = ["count(*)"] + aggs
             group = ""
             sel = ", ".join(aggs)
-            if rng.random() < 0.4:
-                g = rng.choice(["bo", "i", "t", "u", "na", "i % 2", "ts::date", "jsonb_typeof(doc->'i')"])
+            if rng.random() < 0.5:
+                g = rng.choice(["bo", "i", "t", "u", "na", "i % 2", "ts::date", "jsonb_typeof(doc->'i')",
+                                "b", "sm", "v", "ns", "vc", "na, bo", "t, i", "bo, sm, u", "n", "f"]
+                               + (["bo", "i", "t", "b", "na, bo", "t, i", "id"] if simple else []))
                 group = " GROUP BY " + g
                 sel = g + ", " + sel
-                if rng.random() < 0.3:
-                    group += " HAVING count(*) > " + str(rng.randint(0, 3))
+                if rng.random() < 0.4:
+                    group += " HAVING " + rng.choice([
+                        "count(*) > " + str(rng.randint(0, 3)),
+                        "sum(i) > " + str(rng.randint(-5, 50)),
+                        "max(t) > " + q(rng.choice(EDGE["text"])),
+                        "count(DISTINCT u) >= 2", "bool_or(bo)", "min(b) < 0",
+                        "avg(na) > 1", "count(*) = 1 OR max(i) IS NULL"])
             tpl = "SELECT " + sel + " FROM " + table + " WHERE {W}" + group
             if rng.random() < 0.1:
                 # LIMIT without ORDER BY: which rows is open, how many is not
