@@ -883,6 +883,9 @@ add_final_paths(PlannerInfo *root, RelOptInfo *input_rel,
 		else
 			pathkeys = root->sort_pathkeys;
 	}
+	if (reason == NULL &&
+		contain_subplans((Node *) root->upper_targets[UPPERREL_FINAL]->exprs))
+		reason = "the output has a subquery";
 	if (reason == NULL)
 	{
 		/* the scan tuple holds only columns of the table */
