@@ -9,6 +9,9 @@
 \getenv uri QLEAF_MONGODB_URI
 SET extra_float_digits = 0;
 SET timezone = 'UTC';
+-- names of their own: other test files have tables "t" and "mixed"
+CREATE SCHEMA pushdown_sort;
+SET search_path = pushdown_sort, public;
 
 CREATE SERVER upper_srv FOREIGN DATA WRAPPER qleaf_fdw
   OPTIONS (uri :'uri', database 'qleaf_regress_upper');
@@ -258,3 +261,52 @@ EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM t ORDER BY _id LIMIT 2;
 RESET qleaf_fdw.enable_pushdown;
 SHOW qleaf_fdw.enable_sort_pushdown;
 SHOW qleaf_fdw.enable_limit_pushdown;
+
+--
+-- Conversion errors: a strict table over documents whose values do not
+-- fit.  PostgreSQL's sort reads every document, a LIMIT after MongoDB's
+-- sort only the first ones: documents holding a value that does not
+-- convert sort first, so that reading them raises the error a scan
+-- raises.  OFFSET rows are read and skipped by the scan, as a Limit node
+-- reads and skips them.  Each case against the same query with sort and
+-- limit pushdown off.
+--
+CREATE FOREIGN TABLE strict (_id int, i bigint, s text, b boolean)
+  SERVER upper_srv OPTIONS (collection 'mixed');
+CREATE FUNCTION outcome(q text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  pushed text;
+  unpushed text;
+BEGIN
+  BEGIN
+    pushed := array_to_string(rows_of(q), ' ');
+  EXCEPTION WHEN OTHERS THEN
+    pushed := 'error: ' || sqlerrm;
+  END;
+  PERFORM set_config('qleaf_fdw.enable_sort_pushdown', 'off', true);
+  PERFORM set_config('qleaf_fdw.enable_limit_pushdown', 'off', true);
+  BEGIN
+    unpushed := array_to_string(rows_of(q), ' ');
+  EXCEPTION WHEN OTHERS THEN
+    unpushed := 'error: ' || sqlerrm;
+  END;
+  PERFORM set_config('qleaf_fdw.enable_sort_pushdown', 'on', true);
+  PERFORM set_config('qleaf_fdw.enable_limit_pushdown', 'on', true);
+  IF pushed = unpushed THEN
+    RETURN pushed;
+  END IF;
+  RETURN format('DIFFERENT: pushed %s, not pushed %s', pushed, unpushed);
+END $$;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id, i FROM strict ORDER BY _id DESC LIMIT 2;
+SELECT q, decision(q), outcome(q) FROM unnest(ARRAY[
+  'SELECT _id FROM strict ORDER BY _id DESC LIMIT 2',
+  'SELECT _id, i FROM strict ORDER BY _id DESC LIMIT 2',
+  'SELECT _id, i FROM strict WHERE i = 3 ORDER BY _id DESC LIMIT 1',
+  'SELECT _id, s FROM strict WHERE _id > 30 ORDER BY s LIMIT 1',
+  'SELECT _id, b FROM strict WHERE _id IN (3, 4) ORDER BY b LIMIT 1',
+  'SELECT _id, i FROM strict LIMIT 2',
+  'SELECT _id, i FROM strict WHERE _id > 2 LIMIT 2 OFFSET 1',
+  'SELECT _id FROM strict LIMIT 2 OFFSET 30',
+  'SELECT _id, i FROM strict WHERE _id IN (5, 12) ORDER BY i LIMIT 1'
+]) AS q;

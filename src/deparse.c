@@ -2275,31 +2275,32 @@ qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
 }
 
 /*
- * The stage of a LIMIT or OFFSET whose value v (of type int8) is known
- * now: what PostgreSQL's Limit node would do with it, including its
- * errors.  LIMIT NULL is no limit, LIMIT 0 no row (MongoDB's $limit
- * must be positive), OFFSET NULL is 0.
+ * The $limit stage of a LIMIT count OFFSET offset (both int8) whose
+ * values are known now, with the errors PostgreSQL's Limit node raises
+ * (OFFSET checked first).  MongoDB returns count + offset documents; the
+ * scan skips the first offset itself, converting them as a Limit node
+ * would.  LIMIT NULL is no limit (a $skip of 0 that does nothing), LIMIT
+ * 0 no document (MongoDB's $limit must be positive).
  */
 bson_t *
-qleaf_limit_stage(const char *stage, Datum v, bool isnull)
+qleaf_limit_stage(Datum count, bool count_null, Datum offset,
+				  bool offset_null)
 {
 	bson_t	   *f = new_filter();
-	int64		n = isnull ? -1 : DatumGetInt64(v);
-	bool		is_limit = (strcmp(stage, "$limit") == 0);
+	int64		c = count_null ? -1 : DatumGetInt64(count);
+	int64		o = offset_null ? 0 : DatumGetInt64(offset);
 
-	if (!isnull && n < 0)
-	{
-		if (is_limit)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
-					 errmsg("LIMIT must not be negative")));
+	if (o < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_ROW_COUNT_IN_RESULT_OFFSET_CLAUSE),
 				 errmsg("OFFSET must not be negative")));
-	}
-	if (is_limit && isnull)
+	if (!count_null && c < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
+				 errmsg("LIMIT must not be negative")));
+	if (count_null)
 		bson_append_int64(f, "$skip", -1, 0);
-	else if (is_limit && n == 0)
+	else if (c == 0)
 	{
 		bson_t		m;
 
@@ -2308,7 +2309,8 @@ qleaf_limit_stage(const char *stage, Datum v, bool isnull)
 		bson_append_document_end(f, &m);
 	}
 	else
-		bson_append_int64(f, stage, -1, isnull ? 0 : n);
+		bson_append_int64(f, "$limit", -1,
+						  c > PG_INT64_MAX - o ? PG_INT64_MAX : c + o);
 	return f;
 }
 
@@ -2339,6 +2341,7 @@ fill_placeholders(bson_iter_t *iter, bson_t *dst, Datum *values,
 				bool		lossy;
 				bson_t	   *f;
 				const char *stage = NULL;
+				int			m = 0;
 
 				memset(&leaf, 0, sizeof(leaf));
 				bson_iter_recurse(&first, &spec);
@@ -2367,10 +2370,14 @@ fill_placeholders(bson_iter_t *iter, bson_t *dst, Datum *values,
 						leaf.null_mode = bson_iter_bool(&spec);
 					else if (strcmp(k, "stage") == 0)
 						stage = bson_iter_utf8(&spec, NULL);
+					else if (strcmp(k, "m") == 0)
+						m = bson_iter_int32(&spec);
 				}
-				if (stage != NULL && n >= 1 && n <= nparams)
+				if (stage != NULL && n >= 1 && n <= nparams &&
+					m >= 1 && m <= nparams)
 				{
-					f = qleaf_limit_stage(stage, values[n - 1], nulls[n - 1]);
+					f = qleaf_limit_stage(values[n - 1], nulls[n - 1],
+										  values[m - 1], nulls[m - 1]);
 					bson_append_document(dst, key, -1, f);
 					continue;
 				}
@@ -2663,20 +2670,22 @@ qleaf_append_match_next(PlannerInfo *root, RelOptInfo *baserel,
 }
 
 /*
- * A stage whose argument is known only at execution: {"$param": {"n": n,
- * "stage": stage}} in the plan's pipeline, where n is the 1-based
- * position of the value's expression in fdw_exprs; qleaf_fill_pipeline
- * replaces it with {stage: value}.  stage is "$limit" or "$skip".
+ * The $limit of a LIMIT / OFFSET known only at execution: {"$param":
+ * {"n": n, "m": m, "stage": "$limit"}} in the plan's pipeline, where n
+ * and m are the 1-based positions of the LIMIT and OFFSET expressions in
+ * fdw_exprs; qleaf_fill_pipeline replaces it with qleaf_limit_stage's
+ * stage for their values.
  */
 bson_t *
-qleaf_stage_placeholder(const char *stage, int n)
+qleaf_stage_placeholder(int n, int m)
 {
 	bson_t	   *f = new_filter();
 	bson_t		d;
 
 	bson_append_document_begin(f, "$param", -1, &d);
 	bson_append_int32(&d, "n", -1, n);
-	bson_append_utf8(&d, "stage", -1, stage, -1);
+	bson_append_int32(&d, "m", -1, m);
+	bson_append_utf8(&d, "stage", -1, "$limit", -1);
 	bson_append_document_end(f, &d);
 	return f;
 }

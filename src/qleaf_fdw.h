@@ -211,8 +211,9 @@ extern bytea *qleaf_build_pipeline_with(PlannerInfo *root,
 extern void qleaf_append_match_next(PlannerInfo *root, RelOptInfo *baserel,
 									bson_t *stages, int *nstages,
 									List *remote_conds, List **params);
-extern bson_t *qleaf_stage_placeholder(const char *stage, int n);
-extern bson_t *qleaf_limit_stage(const char *stage, Datum v, bool isnull);
+extern bson_t *qleaf_stage_placeholder(int n, int m);
+extern bson_t *qleaf_limit_stage(Datum count, bool count_null, Datum offset,
+								 bool offset_null);
 extern bytea *qleaf_bson_to_bytea(const bson_t *b);
 extern void qleaf_append_match_stage(PlannerInfo *root, RelOptInfo *baserel,
 									 bson_t *stages, const char *key,

@@ -81,6 +81,9 @@ bool		qleaf_enable_sort_pushdown = true;
 bool		qleaf_enable_limit_pushdown = true;
 bool		qleaf_enable_aggregate_pushdown = true;
 
+/* Columns whose conversion errors a $group checks, at most. */
+#define QLEAF_MAX_GUARDS		32
+
 /* MongoDB's $sort takes at most 32 keys; a key may take two. */
 #define QLEAF_MAX_SORT_KEYS		16
 
@@ -150,6 +153,9 @@ typedef struct QleafUpperExec
 	int		   *qkey;
 	bool		plain_agg;		/* one row even from no document */
 	bool		returned;		/* a row was returned since the (re)start */
+	int64		offset_const;	/* OFFSET rows to skip, when a constant */
+	int			offset_param;	/* else its position in fdw_exprs */
+	int64		to_skip;		/* rows still to skip; -1: not computed */
 } QleafUpperExec;
 
 /* A column of the scanned table and how it ships. */
@@ -379,6 +385,281 @@ append_null_flag(bson_t *b, const char *key, const char *ref, int yes, int no)
 	bson_append_document_end(b, &cond);
 }
 
+/* The $type names of the BSON values a column of kind kind reads. */
+static const char *const int_types[] = {"int", "long", "double", "decimal"};
+static const char *const text_types[] = {"string", "symbol", "objectId"};
+static const char *const bool_types[] = {"bool"};
+
+/*
+ * Append {$in: [{$type: ref}, [names...]]}, with "missing", "null" and
+ * "undefined" among the names when with_nulls.
+ */
+static void
+append_type_in(bson_t *b, const char *key, const char *ref,
+			   const char *const *names, int n, bool with_nulls)
+{
+	bson_t		in;
+	bson_t		args;
+	bson_t		type;
+	bson_t		list;
+	int			i;
+	int			k = 0;
+	char		idx[8];
+
+	bson_append_document_begin(b, key, -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &args);
+	bson_append_document_begin(&args, "0", -1, &type);
+	bson_append_utf8(&type, "$type", -1, ref, -1);
+	bson_append_document_end(&args, &type);
+	bson_append_array_begin(&args, "1", -1, &list);
+	for (i = 0; i < n; i++)
+	{
+		snprintf(idx, sizeof(idx), "%d", k++);
+		bson_append_utf8(&list, idx, -1, names[i], -1);
+	}
+	for (i = 0; with_nulls && i < (int) lengthof(null_types); i++)
+	{
+		snprintf(idx, sizeof(idx), "%d", k++);
+		bson_append_utf8(&list, idx, -1, null_types[i], -1);
+	}
+	bson_append_array_end(&args, &list);
+	bson_append_array_end(&in, &args);
+	bson_append_document_end(b, &in);
+}
+
+/*
+ * What MongoDB can say about the values of col that fail to convert to
+ * its type (convert.c): nothing fails (GUARD_NONE: jsonb, a column read
+ * with on_conversion_error 'null'), an expression tells (GUARD_EXPR), or
+ * no expression does (GUARD_NO).
+ */
+typedef enum GuardKind
+{
+	GUARD_NONE,
+	GUARD_EXPR,
+	GUARD_NO
+} GuardKind;
+
+static GuardKind
+guard_kind(const ColInfo *col)
+{
+	if (col->null_mode || col->is_root)
+		return GUARD_NONE;
+	switch (col->kind)
+	{
+		case QLEAF_VK_JSONB:
+			return GUARD_NONE;
+		case QLEAF_VK_INT:
+		case QLEAF_VK_TEXT:
+		case QLEAF_VK_BOOL:
+		case QLEAF_VK_NUMERIC:
+		case QLEAF_VK_FLOAT8:
+			return GUARD_EXPR;
+		default:
+			return GUARD_NO;
+	}
+}
+
+/*
+ * Under key, a boolean expression: the value of col (null and missing
+ * included) converts to the column's type.  For integer columns: a
+ * number in the type's range with no fraction ({$toLong: v} truncates,
+ * so v equals it only when integral; NaN and the infinities fail the
+ * range).  $cond keeps $toLong from values it would fail on.
+ */
+static void
+append_converts(bson_t *b, const char *key, const ColInfo *col)
+{
+	char	   *ref = field_ref(col);
+
+	switch (col->kind)
+	{
+		case QLEAF_VK_INT:
+			{
+				bson_t		cond;
+				bson_t		args;
+				bson_t		inner;
+				bson_t		iargs;
+				bson_t		range;
+				bson_t		rargs;
+				bson_t		cmp;
+				bson_t		cargs;
+				bson_t		eq;
+				bson_t		eargs;
+				bson_t		tl;
+
+				bson_append_document_begin(b, key, -1, &cond);
+				bson_append_array_begin(&cond, "$cond", -1, &args);
+				append_type_in(&args, "0", ref, int_types, lengthof(int_types), false);
+
+				/* a number: in range and integral; else null or missing */
+				bson_append_document_begin(&args, "1", -1, &inner);
+				bson_append_array_begin(&inner, "$cond", -1, &iargs);
+				bson_append_document_begin(&iargs, "0", -1, &range);
+				bson_append_array_begin(&range, "$and", -1, &rargs);
+				bson_append_document_begin(&rargs, "0", -1, &cmp);
+				bson_append_array_begin(&cmp, "$gte", -1, &cargs);
+				bson_append_utf8(&cargs, "0", -1, ref, -1);
+				if (col->type == INT2OID)
+					bson_append_int32(&cargs, "1", -1, PG_INT16_MIN);
+				else if (col->type == INT4OID)
+					bson_append_int32(&cargs, "1", -1, PG_INT32_MIN);
+				else
+					bson_append_double(&cargs, "1", -1, -9223372036854775808.0);
+				bson_append_array_end(&cmp, &cargs);
+				bson_append_document_end(&rargs, &cmp);
+				bson_append_document_begin(&rargs, "1", -1, &cmp);
+				if (col->type == INT2OID || col->type == INT4OID)
+				{
+					bson_append_array_begin(&cmp, "$lte", -1, &cargs);
+					bson_append_utf8(&cargs, "0", -1, ref, -1);
+					bson_append_int32(&cargs, "1", -1,
+									  col->type == INT2OID ? PG_INT16_MAX : PG_INT32_MAX);
+				}
+				else
+				{
+					bson_append_array_begin(&cmp, "$lt", -1, &cargs);
+					bson_append_utf8(&cargs, "0", -1, ref, -1);
+					bson_append_double(&cargs, "1", -1, 9223372036854775808.0);
+				}
+				bson_append_array_end(&cmp, &cargs);
+				bson_append_document_end(&rargs, &cmp);
+				bson_append_array_end(&range, &rargs);
+				bson_append_document_end(&iargs, &range);
+				bson_append_document_begin(&iargs, "1", -1, &eq);
+				bson_append_array_begin(&eq, "$eq", -1, &eargs);
+				bson_append_utf8(&eargs, "0", -1, ref, -1);
+				bson_append_document_begin(&eargs, "1", -1, &tl);
+				bson_append_utf8(&tl, "$toLong", -1, ref, -1);
+				bson_append_document_end(&eargs, &tl);
+				bson_append_array_end(&eq, &eargs);
+				bson_append_document_end(&iargs, &eq);
+				bson_append_bool(&iargs, "2", -1, false);
+				bson_append_array_end(&inner, &iargs);
+				bson_append_document_end(&args, &inner);
+
+				append_type_in(&args, "2", ref, NULL, 0, true);
+				bson_append_array_end(&cond, &args);
+				bson_append_document_end(b, &cond);
+			}
+			break;
+		case QLEAF_VK_NUMERIC:
+		case QLEAF_VK_FLOAT8:
+			append_type_in(b, key, ref, int_types, lengthof(int_types), true);
+			break;
+		case QLEAF_VK_TEXT:
+			append_type_in(b, key, ref, text_types, lengthof(text_types), true);
+			break;
+		case QLEAF_VK_BOOL:
+			append_type_in(b, key, ref, bool_types, lengthof(bool_types), true);
+			break;
+		default:
+			elog(ERROR, "qleaf_fdw: no conversion check for column \"%s\"", col->name);
+	}
+}
+
+/*
+ * The columns whose values a scan of baserel converts for exprs (Vars of
+ * baserel, attribute numbers in attrs as pull_varattnos makes them, or
+ * plain attribute numbers in plain_attrs), that could fail to convert: a
+ * List of ColInfo.  NIL with *reason set when MongoDB cannot tell which
+ * values of one of them fail.
+ */
+static List *
+guard_columns(PlannerInfo *root, RelOptInfo *baserel, Bitmapset *plain_attrs,
+			  const char **reason)
+{
+	List	   *cols = NIL;
+	int			attno = -1;
+
+	*reason = NULL;
+	while ((attno = bms_next_member(plain_attrs, attno)) >= 0)
+	{
+		RangeTblEntry *rte = planner_rt_fetch(baserel->relid, root);
+		ColInfo    *col = palloc(sizeof(ColInfo));
+		Var		   *var;
+		const char *why;
+
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+
+		get_atttypetypmodcoll(rte->relid, attno, &typid, &typmod, &collid);
+		var = makeVar(baserel->relid, attno, typid, typmod, collid, 0);
+		(void) column_info(root, baserel, (Expr *) var, col, &why);
+		switch (guard_kind(col))
+		{
+			case GUARD_NONE:
+				break;
+			case GUARD_EXPR:
+				cols = lappend(cols, col);
+				break;
+			case GUARD_NO:
+				*reason = psprintf("column \"%s\" (%s): MongoDB cannot tell which of its values fail to convert",
+								   col->name, format_type_be(col->type));
+				return NIL;
+		}
+	}
+	return cols;
+}
+
+/*
+ * The plain attribute numbers of the columns the shipped conditions of
+ * baserel read (those a scan converts so as to raise their errors).
+ */
+static Bitmapset *
+condition_attrs(RelOptInfo *baserel)
+{
+	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
+	List	   *remote_exprs = NIL;
+	Bitmapset  *offset_attrs = NULL;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+	int			x = -1;
+
+	foreach(lc, fpinfo->remote_conds)
+		remote_exprs = lappend(remote_exprs, lfirst_node(RestrictInfo, lc)->clause);
+	qleaf_add_condition_columns(baserel, remote_exprs, &offset_attrs);
+	while ((x = bms_next_member(offset_attrs, x)) >= 0)
+		attrs = bms_add_member(attrs, x + FirstLowInvalidHeapAttributeNumber);
+	return attrs;
+}
+
+/* The plain attribute numbers of the Vars of baserel in node. */
+static Bitmapset *
+var_attrs(RelOptInfo *baserel, Node *node)
+{
+	Bitmapset  *offset_attrs = NULL;
+	Bitmapset  *attrs = NULL;
+	int			x = -1;
+
+	pull_varattnos(node, baserel->relid, &offset_attrs);
+	while ((x = bms_next_member(offset_attrs, x)) >= 0)
+		if (x + FirstLowInvalidHeapAttributeNumber > 0)
+			attrs = bms_add_member(attrs, x + FirstLowInvalidHeapAttributeNumber);
+	return attrs;
+}
+
+/* Under key, {$and: [converts(col) for each of cols]} (true for none). */
+static void
+append_all_convert(bson_t *b, const char *key, List *cols)
+{
+	bson_t		d;
+	bson_t		args;
+	ListCell   *lc;
+	char		idx[16];
+
+	bson_append_document_begin(b, key, -1, &d);
+	bson_append_array_begin(&d, "$and", -1, &args);
+	foreach(lc, cols)
+	{
+		snprintf(idx, sizeof(idx), "%d", foreach_current_index(lc));
+		append_converts(&args, idx, (ColInfo *) lfirst(lc));
+	}
+	bson_append_array_end(&d, &args);
+	bson_append_document_end(b, &d);
+}
+
 /*
  * Under key, the value of a text column as PostgreSQL reads it: an
  * ObjectId as its hex text, anything else as it is, null for null and
@@ -421,23 +702,33 @@ append_text_key(bson_t *b, const char *key, const char *ref)
 
 /*
  * Under key, the value of an integer column as an int64 (so that 1, 1.0
- * and NumberLong(1) are one value), null for null and missing:
- * {$cond: [is null ref, null, {$toLong: ref}]}.
+ * and NumberLong(1) are one value), null for null, missing and values
+ * that do not convert (which the guards report): {$cond: [converts,
+ * {$cond: [is null, null, {$toLong: ref}]}, null]}.
  */
 static void
-append_long_key(bson_t *b, const char *key, const char *ref)
+append_long_key(bson_t *b, const char *key, const ColInfo *col)
 {
+	char	   *ref = field_ref(col);
 	bson_t		cond;
 	bson_t		args;
+	bson_t		inner;
+	bson_t		iargs;
 	bson_t		d;
 
 	bson_append_document_begin(b, key, -1, &cond);
 	bson_append_array_begin(&cond, "$cond", -1, &args);
-	append_is_null(&args, "0", ref);
-	bson_append_null(&args, "1", -1);
-	bson_append_document_begin(&args, "2", -1, &d);
+	append_converts(&args, "0", col);
+	bson_append_document_begin(&args, "1", -1, &inner);
+	bson_append_array_begin(&inner, "$cond", -1, &iargs);
+	append_is_null(&iargs, "0", ref);
+	bson_append_null(&iargs, "1", -1);
+	bson_append_document_begin(&iargs, "2", -1, &d);
 	bson_append_utf8(&d, "$toLong", -1, ref, -1);
-	bson_append_document_end(&args, &d);
+	bson_append_document_end(&iargs, &d);
+	bson_append_array_end(&inner, &iargs);
+	bson_append_document_end(&args, &inner);
+	bson_append_null(&args, "2", -1);
 	bson_append_array_end(&cond, &args);
 	bson_append_document_end(b, &cond);
 }
@@ -457,10 +748,43 @@ append_plain_key(bson_t *b, const char *key, const char *ref)
 	bson_append_document_end(b, &d);
 }
 
+/*
+ * Under key, the value of col as a sort, group or min/max key: as
+ * append_text_key (text), append_long_key (integers) or the value (the
+ * rest), and null where it does not convert (the guards report those).
+ */
+static void
+append_value_key(bson_t *b, const char *key, const ColInfo *col)
+{
+	char	   *ref = field_ref(col);
+	bson_t		cond;
+	bson_t		args;
+
+	if (col->kind == QLEAF_VK_INT)
+	{
+		append_long_key(b, key, col);
+		return;
+	}
+	bson_append_document_begin(b, key, -1, &cond);
+	bson_append_array_begin(&cond, "$cond", -1, &args);
+	append_converts(&args, "0", col);
+	if (col->kind == QLEAF_VK_TEXT)
+		append_text_key(&args, "1", ref);
+	else
+		append_plain_key(&args, "1", ref);
+	bson_append_null(&args, "2", -1);
+	bson_append_array_end(&cond, &args);
+	bson_append_document_end(b, &cond);
+}
+
+
 /* ----------------------------------------------------------------
  *		ORDER BY
  * ----------------------------------------------------------------
  */
+
+static bson_t *sort_stages(PlannerInfo *root, RelOptInfo *baserel,
+						   List *pathkeys, List *guards);
 
 /* One shipped sort key. */
 typedef struct SortKey
@@ -573,6 +897,19 @@ sort_keys(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys,
 bson_t *
 qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
 {
+	return sort_stages(root, baserel, pathkeys, NIL);
+}
+
+/*
+ * The same; with guards (ColInfos), the documents holding a value of
+ * one of those columns that does not convert sort first, so that a
+ * LIMIT after the sort still reads them and raises the conversion error
+ * a sort by PostgreSQL, which reads every document, would raise.
+ */
+static bson_t *
+sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys,
+			List *guards)
+{
 	const char *reason;
 	List	   *keys = sort_keys(root, baserel, pathkeys, &reason);
 	bson_t	   *stages = qleaf_bson_new_owned(CurrentMemoryContext);
@@ -586,6 +923,36 @@ qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
 	if (keys == NIL)
 		elog(ERROR, "qleaf_fdw: sort keys planned as shippable have no translation: %s",
 			 reason);
+
+	if (guards != NIL)
+	{
+		bson_t		flag;
+		bson_t		args;
+
+		bson_append_document_begin(stages, "0", -1, &stage);
+		bson_append_document_begin(&stage, "$addFields", -1, &add);
+		computed = true;
+		bson_append_document_begin(&add, "_qleaf_bad", -1, &flag);
+		bson_append_array_begin(&flag, "$cond", -1, &args);
+		append_all_convert(&args, "0", guards);
+		bson_append_int32(&args, "1", -1, 0);
+		bson_append_int32(&args, "2", -1, 1);
+		bson_append_array_end(&flag, &args);
+		bson_append_document_end(&add, &flag);
+
+		/*
+		 * Among them, the first _id first (the order of a collection
+		 * scan, mostly), so that the error names the document a scan
+		 * would fail on: {$cond: [converts, null, "$_id"]}.
+		 */
+		bson_append_document_begin(&add, "_qleaf_bad_id", -1, &flag);
+		bson_append_array_begin(&flag, "$cond", -1, &args);
+		append_all_convert(&args, "0", guards);
+		bson_append_null(&args, "1", -1);
+		bson_append_utf8(&args, "2", -1, "$_id", -1);
+		bson_append_array_end(&flag, &args);
+		bson_append_document_end(&add, &flag);
+	}
 
 	/* computed keys: null flags, ObjectIds as text */
 	foreach(lc, keys)
@@ -627,6 +994,11 @@ qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
 
 	bson_append_document_begin(stages, nstages == 0 ? "0" : "1", -1, &stage);
 	bson_append_document_begin(&stage, "$sort", -1, &sort);
+	if (guards != NIL)
+	{
+		bson_append_int32(&sort, "_qleaf_bad", -1, -1);
+		bson_append_int32(&sort, "_qleaf_bad_id", -1, 1);
+	}
 	foreach(lc, keys)
 	{
 		SortKey    *key = (SortKey *) lfirst(lc);
@@ -663,6 +1035,11 @@ qleaf_sort_stages(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
 
 		bson_append_document_begin(stages, "2", -1, &stage);
 		bson_append_document_begin(&stage, "$project", -1, &drop);
+		if (guards != NIL)
+		{
+			bson_append_int32(&drop, "_qleaf_bad", -1, 0);
+			bson_append_int32(&drop, "_qleaf_bad_id", -1, 0);
+		}
 		foreach(lc, keys)
 		{
 			SortKey    *key = (SortKey *) lfirst(lc);
@@ -712,16 +1089,22 @@ pathkeys_of_rel(List *pathkeys, RelOptInfo *baserel)
 	return true;
 }
 
+/*
+ * factor: what the scan costs, times this (a sorted scan offered only for
+ * a merge join costs more, as postgres_fdw's do, so that it wins only
+ * where a merge join is clearly the better plan).
+ */
 static void
-add_sorted_path(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys)
+add_sorted_path(PlannerInfo *root, RelOptInfo *baserel, List *pathkeys,
+				double factor)
 {
 	QleafRelInfo *fpinfo = (QleafRelInfo *) baserel->fdw_private;
 	ForeignPath *path;
 
 	path = create_foreignscan_path(root, baserel, NULL,
 								   fpinfo->rows,
-								   fpinfo->startup_cost + sort_cost(fpinfo->rows),
-								   fpinfo->total_cost + sort_cost(fpinfo->rows),
+								   fpinfo->startup_cost * factor + sort_cost(fpinfo->rows),
+								   fpinfo->total_cost * factor + sort_cost(fpinfo->rows),
 								   pathkeys,
 								   baserel->lateral_relids,
 								   NULL, NIL);
@@ -753,7 +1136,7 @@ qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
 				 reason);
 		else
 		{
-			add_sorted_path(root, baserel, pathkeys);
+			add_sorted_path(root, baserel, pathkeys, 1.0);
 			done = list_make1(linitial(pathkeys));
 		}
 	}
@@ -781,7 +1164,7 @@ qleaf_add_sorted_paths(PlannerInfo *root, RelOptInfo *baserel)
 		one = list_make1(pk);
 		if (pathkeys_of_rel(one, baserel) &&
 			sort_keys(root, baserel, one, &reason) != NIL)
-			add_sorted_path(root, baserel, one);
+			add_sorted_path(root, baserel, one, 1.2);
 	}
 }
 
@@ -878,10 +1261,29 @@ add_final_paths(PlannerInfo *root, RelOptInfo *input_rel,
 	{
 		const char *why;
 
-		if (sort_keys(root, baserel, root->sort_pathkeys, &why) == NIL)
+		List	   *keys = sort_keys(root, baserel, root->sort_pathkeys, &why);
+
+		if (keys == NIL)
 			reason = "ORDER BY is not shipped";
 		else
-			pathkeys = root->sort_pathkeys;
+		{
+			/*
+			 * PostgreSQL's sort reads every document; MongoDB's reads past
+			 * the LIMIT only those that sort first: the documents whose
+			 * values do not convert must be found and sorted first.
+			 */
+			Bitmapset  *attrs = bms_union(condition_attrs(baserel),
+										  var_attrs(baserel, (Node *) root->upper_targets[UPPERREL_FINAL]->exprs));
+			ListCell   *lk;
+
+			foreach(lk, keys)
+				attrs = bms_add_member(attrs, ((SortKey *) lfirst(lk))->col.attnum);
+			(void) guard_columns(root, baserel, attrs, &why);
+			if (why != NULL)
+				reason = why;
+			else
+				pathkeys = root->sort_pathkeys;
+		}
 	}
 	if (reason == NULL &&
 		contain_subplans((Node *) root->upper_targets[UPPERREL_FINAL]->exprs))
@@ -1147,6 +1549,17 @@ add_group_paths(PlannerInfo *root, RelOptInfo *input_rel,
 			}
 		}
 	}
+	if (reason == NULL)
+	{
+		List	   *guards;
+
+		guards = guard_columns(root, baserel,
+							   bms_union(condition_attrs(baserel),
+										 var_attrs(baserel, (Node *) scan_exprs)),
+							   &reason);
+		if (reason == NULL && list_length(guards) > QLEAF_MAX_GUARDS)
+			reason = "too many columns whose conversion errors must be checked";
+	}
 	if (reason != NULL)
 	{
 		note(baserel, "aggregates: %s", reason);
@@ -1285,12 +1698,7 @@ append_accumulator(PlannerInfo *root, RelOptInfo *baserel, bson_t *group,
 			if (agg->aggdistinct != NIL)
 			{
 				/* the set of values; the $project counts those not null */
-				if (col.kind == QLEAF_VK_INT)
-					append_long_key(&acc, "$addToSet", ref);
-				else if (col.kind == QLEAF_VK_TEXT)
-					append_text_key(&acc, "$addToSet", ref);
-				else
-					append_plain_key(&acc, "$addToSet", ref);
+				append_value_key(&acc, "$addToSet", &col);
 			}
 			else if (col.is_root)
 				bson_append_int32(&acc, "$sum", -1, 1);
@@ -1317,13 +1725,23 @@ append_accumulator(PlannerInfo *root, RelOptInfo *baserel, bson_t *group,
 				bson_t		tolong;
 				bson_t		ifnull;
 
+				bson_t		guard;
+				bson_t		gargs;
+
+				/* values that do not convert add 0: the guards report them */
 				bson_append_document_begin(&d, "$toDecimal", -1, &tolong);
-				bson_append_document_begin(&tolong, "$toLong", -1, &ifnull);
+				bson_append_document_begin(&tolong, "$toLong", -1, &guard);
+				bson_append_array_begin(&guard, "$cond", -1, &gargs);
+				append_converts(&gargs, "0", &col);
+				bson_append_document_begin(&gargs, "1", -1, &ifnull);
 				bson_append_array_begin(&ifnull, "$ifNull", -1, &args);
 				bson_append_utf8(&args, "0", -1, ref, -1);
 				bson_append_int32(&args, "1", -1, 0);
 				bson_append_array_end(&ifnull, &args);
-				bson_append_document_end(&tolong, &ifnull);
+				bson_append_document_end(&gargs, &ifnull);
+				bson_append_int32(&gargs, "2", -1, 0);
+				bson_append_array_end(&guard, &gargs);
+				bson_append_document_end(&tolong, &guard);
 				bson_append_document_end(&d, &tolong);
 			}
 			bson_append_document_end(&acc, &d);
@@ -1360,10 +1778,7 @@ append_accumulator(PlannerInfo *root, RelOptInfo *baserel, bson_t *group,
 				else
 					accname = "$max";
 				/* $min and $max skip null and missing */
-				if (col.kind == QLEAF_VK_TEXT)
-					append_text_key(&acc, accname, ref);
-				else
-					bson_append_utf8(&acc, accname, -1, ref, -1);
+				append_value_key(&acc, accname, &col);
 				*op = QLEAF_OUT_VALUE;
 				add_key(keys, agg->aggtype, -1, name, col.field, false);
 			}
@@ -1451,6 +1866,8 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 	List	   *upper;
 	ListCell   *lc;
 	bool		plain_agg = false;
+	int64		offset_const = 0;
+	int			offset_param = -1;
 	bson_t	   *st;
 	bson_t	   *proj;
 	char		key[32];
@@ -1491,18 +1908,23 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 
 		if (info->pathkeys != NIL)
 		{
-			bson_t	   *sort = qleaf_sort_stages(root, baserel, info->pathkeys);
+			const char *why;
+			List	   *guards;
+			bson_t	   *sort;
 			bson_iter_t iter;
-			const char *reason;
 
+			foreach(lc, sort_keys(root, baserel, info->pathkeys, &why))
+				attrs = bms_add_member(attrs, ((SortKey *) lfirst(lc))->col.attnum);
+			guards = guard_columns(root, baserel, attrs, &why);
+			if (why != NULL)
+				elog(ERROR, "qleaf_fdw: a sorted LIMIT planned as shippable has unchecked columns: %s", why);
+			sort = sort_stages(root, baserel, info->pathkeys, guards);
 			bson_iter_init(&iter, sort);
 			while (bson_iter_next(&iter))
 			{
 				snprintf(key, sizeof(key), "%d", nstages++);
 				bson_append_iter(stages, key, -1, &iter);
 			}
-			foreach(lc, sort_keys(root, baserel, info->pathkeys, &reason))
-				attrs = bms_add_member(attrs, ((SortKey *) lfirst(lc))->col.attnum);
 		}
 
 		/* one key per column: {$project: {_id: 1, c0: "$f", ...}} */
@@ -1545,44 +1967,51 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 		bson_append_document(st, "$project", -1, proj);
 		append_stage(stages, &nstages, st);
 
-		/* $skip, then $limit: constants now, other values at execution */
-		if (info->limit_offset != NULL)
+		/*
+		 * $limit of LIMIT + OFFSET documents; the scan skips the OFFSET
+		 * first ones itself, converting them as PostgreSQL's Limit node
+		 * would.  Constants now, other values at execution.
+		 */
 		{
-			bson_t	   *s;
+			Node	   *count = info->limit_count;
+			Node	   *offset = info->limit_offset;
+			bson_t	   *lim = NULL;
 
-			if (IsA(info->limit_offset, Const))
+			if (offset == NULL)
+				offset = (Node *) makeConst(INT8OID, -1, InvalidOid, 8,
+											Int64GetDatum(0), false, true);
+			if (IsA(offset, Const))
 			{
-				Const	   *c = (Const *) info->limit_offset;
+				offset_const = ((Const *) offset)->constisnull ? 0 :
+					DatumGetInt64(((Const *) offset)->constvalue);
+				if (offset_const < 0)
+					offset_param = -2;	/* raise its error at execution */
+			}
+			if (count != NULL && IsA(count, Const) && IsA(offset, Const) &&
+				offset_param != -2)
+			{
+				Const	   *c = (Const *) count;
 
-				s = (c->constisnull || DatumGetInt64(c->constvalue) == 0) ? NULL :
-					qleaf_limit_stage("$skip", c->constvalue, c->constisnull);
+				if (!c->constisnull)
+					lim = qleaf_limit_stage(c->constvalue, false,
+											Int64GetDatum(offset_const), false);
+				else if (offset_const > 0)
+					lim = NULL;
 			}
-			else
+			else if (count != NULL || !IsA(offset, Const) || offset_param == -2)
 			{
-				params = lappend(params, info->limit_offset);
-				s = qleaf_stage_placeholder("$skip", list_length(params));
+				if (count == NULL)
+					count = (Node *) makeConst(INT8OID, -1, InvalidOid, 8,
+											   (Datum) 0, true, true);
+				params = lappend(params, count);
+				params = lappend(params, offset);
+				lim = qleaf_stage_placeholder(list_length(params) - 1,
+											  list_length(params));
+				if (!IsA(offset, Const) || offset_param == -2)
+					offset_param = list_length(params) - 1;
 			}
-			if (s != NULL)
-				append_stage(stages, &nstages, s);
-		}
-		if (info->limit_count != NULL)
-		{
-			bson_t	   *s;
-
-			if (IsA(info->limit_count, Const))
-			{
-				Const	   *c = (Const *) info->limit_count;
-
-				s = c->constisnull ? NULL :
-					qleaf_limit_stage("$limit", c->constvalue, false);
-			}
-			else
-			{
-				params = lappend(params, info->limit_count);
-				s = qleaf_stage_placeholder("$limit", list_length(params));
-			}
-			if (s != NULL)
-				append_stage(stages, &nstages, s);
+			if (lim != NULL)
+				append_stage(stages, &nstages, lim);
 		}
 	}
 	else
@@ -1591,6 +2020,16 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 		bson_t		id;
 		bson_t		project;
 		List	   *set_keys = NIL;
+		List	   *guards;
+		int			first_guard;
+		const char *why;
+
+		guards = guard_columns(root, baserel,
+							   bms_union(condition_attrs(baserel),
+										 var_attrs(baserel, (Node *) info->scan_exprs)),
+							   &why);
+		if (why != NULL)
+			elog(ERROR, "qleaf_fdw: a $group planned as shippable has unchecked columns: %s", why);
 
 		plain_agg = (info->group_exprs == NIL);
 		st = qleaf_bson_new_owned(CurrentMemoryContext);
@@ -1614,12 +2053,7 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 				elog(ERROR, "qleaf_fdw: grouping column planned as shippable has no column");
 			k = nkeys++;
 			snprintf(key, sizeof(key), "c%d", k);
-			if (col.kind == QLEAF_VK_TEXT)
-				append_text_key(&id, key, field_ref(&col));
-			else if (col.kind == QLEAF_VK_INT)
-				append_long_key(&id, key, field_ref(&col));
-			else
-				append_plain_key(&id, key, field_ref(&col));
+			append_value_key(&id, key, &col);
 			add_key(&keys, col.type, col.typmod, col.name, col.field, false);
 			fields = lappend(fields, makeString(col.field));
 		}
@@ -1661,13 +2095,60 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 				scan_exprs = lappend(scan_exprs, e);
 			}
 		}
+
+		/*
+		 * Guards: for each column whose values the scan would convert, a
+		 * document {_id, v} holding one value that does not convert, or
+		 * null.  The $project below puts that value under its key and the
+		 * document's _id as the row's _id, so that reading the row raises
+		 * the conversion error a scan of the table raises, naming the
+		 * document.
+		 */
+		first_guard = nkeys;
+		if (guards != NIL)
+		{
+			bson_t		acc;
+			bson_t		cond;
+			bson_t		args;
+			bson_t		bad;
+
+			bson_append_document_begin(&group, "g", -1, &acc);
+			bson_append_document_begin(&acc, "$min", -1, &cond);
+			bson_append_array_begin(&cond, "$cond", -1, &args);
+			append_all_convert(&args, "0", guards);
+			bson_append_null(&args, "1", -1);
+			bson_append_document_begin(&args, "2", -1, &bad);
+			bson_append_utf8(&bad, "_id", -1, "$_id", -1);
+			foreach(lc, guards)
+			{
+				ColInfo    *col = (ColInfo *) lfirst(lc);
+
+				snprintf(key, sizeof(key), "v%d", foreach_current_index(lc));
+				bson_append_utf8(&bad, key, -1, field_ref(col), -1);
+			}
+			bson_append_document_end(&args, &bad);
+			bson_append_array_end(&cond, &args);
+			bson_append_document_end(&acc, &cond);
+			bson_append_document_end(&group, &acc);
+			foreach(lc, guards)
+			{
+				ColInfo    *col = (ColInfo *) lfirst(lc);
+
+				nkeys++;
+				add_key(&keys, col->type, col->typmod, col->name, col->field, false);
+			}
+		}
+
 		bson_append_document_end(st, &group);
 		append_stage(stages, &nstages, st);
 
-		/* {$project: {_id: 0, c0: "$_id.c0", c1: 1, ...}} */
+		/* {$project: {_id: <a guard's _id>, c0: "$_id.c0", c1: 1, ...}} */
 		st = qleaf_bson_new_owned(CurrentMemoryContext);
 		bson_append_document_begin(st, "$project", -1, &project);
-		bson_append_int32(&project, "_id", -1, 0);
+		if (guards == NIL)
+			bson_append_int32(&project, "_id", -1, 0);
+		else
+			bson_append_utf8(&project, "_id", -1, "$g._id", -1);
 		{
 			int			k;
 			int			g = list_length(info->group_exprs);
@@ -1680,6 +2161,23 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 					char	   *path = psprintf("$_id.c%d", k);
 
 					bson_append_utf8(&project, key, -1, path, -1);
+				}
+				else if (k >= first_guard)
+				{
+					/* the bad document's value of the column, if bad */
+					ColInfo		v = *(ColInfo *) list_nth(guards, k - first_guard);
+					bson_t		cond;
+					bson_t		args;
+
+					v.is_root = false;
+					v.field = psprintf("g.v%d", k - first_guard);
+					bson_append_document_begin(&project, key, -1, &cond);
+					bson_append_array_begin(&cond, "$cond", -1, &args);
+					append_converts(&args, "0", &v);
+					bson_append_null(&args, "1", -1);
+					bson_append_utf8(&args, "2", -1, field_ref(&v), -1);
+					bson_append_array_end(&cond, &args);
+					bson_append_document_end(&project, &cond);
 				}
 				else if (list_member_int(set_keys, k))
 					append_set_count(&project, key, psprintf("$c%d", k));
@@ -1704,7 +2202,9 @@ qleaf_upper_plan(PlannerInfo *root, RelOptInfo *rel, List *tlist,
 											 list_length(scan_tlist) + 1,
 											 NULL, false));
 
-	upper = list_make3(keys, ops, makeInteger(plain_agg ? 1 : 0));
+	upper = list_make5(keys, ops, makeInteger(plain_agg ? 1 : 0),
+					   makeInteger((int) Min(offset_const, PG_INT32_MAX)),
+					   makeInteger(offset_param));
 	fdw_private = NIL;
 	fdw_private = lappend(fdw_private,
 						  makeConst(BYTEAOID, -1, InvalidOid, -1,
@@ -1752,6 +2252,9 @@ qleaf_upper_begin(ForeignScanState *node, int eflags, QleafScanState *state)
 	ux = palloc0(sizeof(QleafUpperExec));
 	state->upper = ux;
 	ux->plain_agg = intVal(lthird(upper)) != 0;
+	ux->offset_const = intVal(lfourth(upper));
+	ux->offset_param = intVal(list_nth(upper, 4));
+	ux->to_skip = -1;
 	ux->nkeys = list_length(keys);
 	ux->pvalues = palloc0(sizeof(Datum) * Max(ux->nkeys, 1));
 	ux->pnulls = palloc0(sizeof(bool) * Max(ux->nkeys, 1));
@@ -1828,6 +2331,33 @@ qleaf_upper_iterate(ForeignScanState *node, QleafScanState *state)
 
 	ExecClearTuple(slot);
 	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
+
+	/* OFFSET: read and convert the rows a Limit node would skip */
+	if (ux->to_skip < 0)
+	{
+		ux->to_skip = ux->offset_const;
+		if (ux->offset_param >= 0)
+		{
+			bool		isnull;
+			Datum		v;
+
+			v = ExecEvalExpr((ExprState *) list_nth(state->param_states,
+													ux->offset_param),
+							 node->ss.ps.ps_ExprContext, &isnull);
+			ux->to_skip = isnull ? 0 : DatumGetInt64(v);
+		}
+	}
+	while (ux->to_skip > 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!qleaf_scan_next(state->scan, ux->pvalues, ux->pnulls))
+		{
+			ux->to_skip = 0;
+			MemoryContextSwitchTo(oldcxt);
+			return slot;
+		}
+		ux->to_skip--;
+	}
 	found = qleaf_scan_next(state->scan, ux->pvalues, ux->pnulls);
 	if (!found)
 	{
@@ -1885,5 +2415,8 @@ void
 qleaf_upper_rescan(QleafScanState *state)
 {
 	if (state->upper != NULL)
+	{
 		state->upper->returned = false;
+		state->upper->to_skip = -1;
+	}
 }
