@@ -87,10 +87,6 @@ bool		qleaf_enable_aggregate_pushdown = true;
 /* MongoDB's $sort takes at most 32 keys; a key may take two. */
 #define QLEAF_MAX_SORT_KEYS		16
 
-/* Costs of a scan, as qleaf_fdw.c counts them. */
-#define QLEAF_STARTUP_COST_UPPER	100.0
-#define QLEAF_DOCUMENT_COST_UPPER	0.01
-
 /*
  * What MongoDB's sort of rows documents adds to a scan: half what
  * PostgreSQL's own sort would cost, since the documents cross the network
@@ -1334,7 +1330,7 @@ add_final_paths(PlannerInfo *root, RelOptInfo *input_rel,
 	startup = fpinfo->startup_cost * 0.99;
 	if (pathkeys != NIL)
 		startup += sort_cost(fpinfo->rows);
-	total = startup + rows * (cpu_tuple_cost + QLEAF_DOCUMENT_COST_UPPER) * 0.5;
+	total = startup + rows * (cpu_tuple_cost + fpinfo->fdw_tuple_cost) * 0.5;
 	path = create_foreign_upper_path(root, output_rel,
 									 root->upper_targets[UPPERREL_FINAL],
 									 rows, startup, total, pathkeys,
@@ -1589,8 +1585,8 @@ add_group_paths(PlannerInfo *root, RelOptInfo *input_rel,
 	 * MongoDB reads the documents where they are and sends only the
 	 * groups: one small reply instead of a stream of documents.
 	 */
-	startup = QLEAF_STARTUP_COST_UPPER * 0.5 + rows * cpu_operator_cost * 0.25;
-	total = startup + ngroups * (cpu_tuple_cost + QLEAF_DOCUMENT_COST_UPPER);
+	startup = fpinfo->fdw_startup_cost * 0.5 + rows * cpu_operator_cost * 0.25;
+	total = startup + ngroups * (cpu_tuple_cost + fpinfo->fdw_tuple_cost);
 	if (local_quals != NIL)
 		ngroups = clamp_row_est(ngroups * 0.5);
 	path = create_foreign_upper_path(root, output_rel, target,
