@@ -72,6 +72,7 @@
 #include "postgres.h"
 
 #include "qleaf_fdw.h"
+#include "changes.h"
 
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -151,6 +152,7 @@ static const char *const standard_columns[][2] = {
 	{"updated_fields", "updateDescription.updatedFields"},
 	{"removed_fields", "updateDescription.removedFields"},
 	{"truncated_arrays", "updateDescription.truncatedArrays"},
+	{"update_description", "updateDescription"},
 	{"cluster_time", "clusterTime"},
 	{"cluster_timestamp", "clusterTime"},
 	{"wall_time", "wallTime"},
@@ -176,22 +178,10 @@ typedef struct ChangesOptions
 	int			lookback;		/* seconds */
 } ChangesOptions;
 
-/* The executor's change stream. */
-typedef struct ChangesScan
-{
-	MemoryContext cxt;			/* owns this struct and its libmongoc objects */
-	MemoryContextCallback cleanup;
-
-	QleafConn  *conn;
-	mongoc_collection_t *collection;
-	mongoc_database_t *database;
-	mongoc_change_stream_t *stream;
-} ChangesScan;
-
 /* State of a changes scan at execution. */
 typedef struct ChangesState
 {
-	ChangesScan *scan;			/* NULL until the first row is asked for */
+	QleafChangeStream *scan;	/* NULL until the first row is asked for */
 	MemoryContext scan_parent;
 	ForeignServer *server;
 	UserMapping *user;
@@ -208,14 +198,7 @@ typedef struct ChangesState
 	bson_t	   *stream_opts;	/* fullDocument... */
 	bytea	   *pipeline;		/* filled for the current scan */
 
-	int			natts;
-	int			nkeys;
-	QleafColumnConv *convs;
-	int		   *key_att;
-	bool	   *key_exact;		/* key holds clusterTime for bigint/numeric */
-	int		   *id_keys;
-	int			n_id_keys;
-	const char **key_field;		/* per key: its event field */
+	QleafEventConv conv;		/* event -> row */
 
 	/* per scan */
 	bool		started;
@@ -224,8 +207,7 @@ typedef struct ChangesState
 	QleafScanCounters counters;
 } ChangesState;
 
-static void changes_scan_cleanup(void *arg);
-static bool token_time(const char *data, size_t len, uint64 *time);
+static void change_stream_cleanup(void *arg);
 static char *start_point(StartKind kind, Datum value, Oid vtype,
 						 uint64 *start);
 static void append_timestamp(bson_t *b, const char *key, uint64 ts);
@@ -957,13 +939,8 @@ qleaf_changes_begin(ForeignScanState *node, int eflags)
 	/* per fetched column: its conversion */
 	retrieved_attrs = (List *) list_nth(fdw_private, ChangesPrivateRetrievedAttrs);
 	fields = (List *) list_nth(fdw_private, ChangesPrivateFields);
-	st->natts = tupdesc->natts;
-	st->nkeys = list_length(retrieved_attrs);
-	st->convs = palloc0(sizeof(QleafColumnConv) * Max(st->nkeys, 1));
-	st->key_att = palloc(sizeof(int) * Max(st->nkeys, 1));
-	st->key_exact = palloc0(sizeof(bool) * Max(st->nkeys, 1));
-	st->id_keys = palloc(sizeof(int) * Max(st->nkeys, 1));
-	st->key_field = palloc(sizeof(char *) * Max(st->nkeys, 1));
+	qleaf_event_conv_init(&st->conv, tupdesc->natts,
+						  list_length(retrieved_attrs));
 	i = 0;
 	forboth(lc, retrieved_attrs, lf, fields)
 	{
@@ -975,28 +952,166 @@ qleaf_changes_begin(ForeignScanState *node, int eflags)
 
 		(void) qleaf_get_column_field(RelationGetRelid(rel), attnum, colname,
 									  &null_on_error);
-		st->key_att[i] = attnum - 1;
-		st->key_field[i] = pstrdup(field);
-		if (strcmp(field, "clusterTime") == 0 &&
-			(attr->atttypid == INT8OID || attr->atttypid == NUMERICOID))
-		{
-			st->key_exact[i] = true;
-			st->convs[i].typid = attr->atttypid;
-		}
-		else
-			qleaf_init_column_conv(&st->convs[i], attr->atttypid,
-								   attr->atttypmod, colname, pstrdup(field),
-								   null_on_error);
-		if (strcmp(field, "_id") == 0)
-			st->id_keys[st->n_id_keys++] = i;
+		qleaf_event_conv_column(&st->conv, i, attnum - 1, attr->atttypid,
+								attr->atttypmod, colname, field,
+								null_on_error);
 		i++;
 	}
 }
 
-static void
-changes_scan_cleanup(void *arg)
+/* ----------------------------------------------------------------
+ *		Change streams and events (shared with worker.c)
+ * ----------------------------------------------------------------
+ */
+
+/* A table of nkeys of natts columns; qleaf_event_conv_column fills it. */
+void
+qleaf_event_conv_init(QleafEventConv *ec, int natts, int nkeys)
 {
-	ChangesScan *scan = (ChangesScan *) arg;
+	memset(ec, 0, sizeof(*ec));
+	ec->natts = natts;
+	ec->nkeys = nkeys;
+	ec->convs = palloc0(sizeof(QleafColumnConv) * Max(nkeys, 1));
+	ec->key_att = palloc(sizeof(int) * Max(nkeys, 1));
+	ec->key_exact = palloc0(sizeof(bool) * Max(nkeys, 1));
+	ec->id_keys = palloc(sizeof(int) * Max(nkeys, 1));
+	ec->key_field = palloc(sizeof(char *) * Max(nkeys, 1));
+}
+
+/*
+ * Key k fills column att (0-based) of type typid from the event field
+ * field.  clusterTime read into bigint or numeric is the exact Timestamp.
+ */
+void
+qleaf_event_conv_column(QleafEventConv *ec, int k, int att, Oid typid,
+						int32 typmod, const char *colname, const char *field,
+						bool null_on_error)
+{
+	Assert(k < ec->nkeys);
+	ec->key_att[k] = att;
+	ec->key_field[k] = pstrdup(field);
+	if (strcmp(field, "clusterTime") == 0 &&
+		(typid == INT8OID || typid == NUMERICOID))
+	{
+		ec->key_exact[k] = true;
+		ec->convs[k].typid = typid;
+	}
+	else
+		qleaf_init_column_conv(&ec->convs[k], typid, typmod, pstrdup(colname),
+							   pstrdup(field), null_on_error);
+	if (strcmp(field, "_id") == 0)
+		ec->id_keys[ec->n_id_keys++] = k;
+}
+
+const char *
+qleaf_changes_standard_field(const char *colname)
+{
+	int			i;
+
+	for (i = 0; standard_columns[i][0] != NULL; i++)
+		if (strcmp(colname, standard_columns[i][0]) == 0)
+			return standard_columns[i][1];
+	return NULL;
+}
+
+QleafChangeStream *
+qleaf_change_stream_connect(UserMapping *user, ForeignServer *server,
+							MemoryContext parent)
+{
+	MemoryContext cxt;
+	QleafChangeStream *cs;
+
+	cxt = AllocSetContextCreate(parent, "qleaf_fdw change stream",
+								ALLOCSET_SMALL_SIZES);
+	cs = MemoryContextAllocZero(cxt, sizeof(QleafChangeStream));
+	cs->cxt = cxt;
+	cs->cleanup.func = change_stream_cleanup;
+	cs->cleanup.arg = cs;
+	MemoryContextRegisterResetCallback(cxt, &cs->cleanup);
+	cs->conn = qleaf_get_connection(user, server);
+	return cs;
+}
+
+/*
+ * Run the change stream's aggregate: on collection, or on the whole
+ * database when collection is NULL.  pipeline holds the stages after
+ * $changeStream, opts its options.  Errors come from
+ * mongoc_change_stream_next / mongoc_change_stream_error_document.
+ */
+void
+qleaf_change_stream_watch(QleafChangeStream *cs, const char *database,
+						  const char *collection, const bson_t *pipeline,
+						  const bson_t *opts)
+{
+	mongoc_client_t *client = qleaf_conn_client(cs->conn);
+
+	if (collection != NULL)
+	{
+		cs->collection = mongoc_client_get_collection(client, database,
+													  collection);
+		cs->stream = mongoc_collection_watch(cs->collection, pipeline, opts);
+	}
+	else
+	{
+		cs->database = mongoc_client_get_database(client, database);
+		cs->stream = mongoc_database_watch(cs->database, pipeline, opts);
+	}
+}
+
+void
+qleaf_change_stream_close(QleafChangeStream *cs)
+{
+	if (cs != NULL)
+		MemoryContextDelete(cs->cxt);
+}
+
+/*
+ * Resumable, per the change streams specification: network errors
+ * (libmongoc's stream and server selection domains), server errors with
+ * the ResumableChangeStreamError label (4.4+), and for older servers the
+ * specification's list of codes.  286 is history lost; the rest is fatal.
+ */
+QleafStreamErrorKind
+qleaf_change_stream_error_kind(const bson_error_t *error, const bson_t *reply)
+{
+	static const uint32 resumable_codes[] = {
+		6, 7, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600,
+		11602, 13388, 13435, 13436, 0
+	};
+	bson_iter_t it;
+	int			i;
+
+	if (error->code == 286)
+		return QLEAF_STREAM_ERROR_HISTORY_LOST;
+	if (error->domain == MONGOC_ERROR_STREAM ||
+		error->domain == MONGOC_ERROR_SERVER_SELECTION ||
+		(error->domain == MONGOC_ERROR_CLIENT &&
+		 error->code == MONGOC_ERROR_CLIENT_NOT_READY))
+		return QLEAF_STREAM_ERROR_RESUMABLE;
+	if (reply != NULL && bson_iter_init_find(&it, reply, "errorLabels") &&
+		BSON_ITER_HOLDS_ARRAY(&it))
+	{
+		bson_iter_t labels;
+
+		if (bson_iter_recurse(&it, &labels))
+			while (bson_iter_next(&labels))
+				if (BSON_ITER_HOLDS_UTF8(&labels) &&
+					(strcmp(bson_iter_utf8(&labels, NULL), "ResumableChangeStreamError") == 0 ||
+					 strcmp(bson_iter_utf8(&labels, NULL), "NetworkError") == 0))
+					return QLEAF_STREAM_ERROR_RESUMABLE;
+	}
+	for (i = 0; resumable_codes[i] != 0; i++)
+		if (error->code == resumable_codes[i] &&
+			(error->domain == MONGOC_ERROR_SERVER ||
+			 error->domain == MONGOC_ERROR_QUERY))
+			return QLEAF_STREAM_ERROR_RESUMABLE;
+	return QLEAF_STREAM_ERROR_FATAL;
+}
+
+static void
+change_stream_cleanup(void *arg)
+{
+	QleafChangeStream *scan = (QleafChangeStream *) arg;
 
 	if (scan->stream != NULL)
 	{
@@ -1029,16 +1144,16 @@ changes_scan_close(ChangesState *st)
 {
 	if (st->scan != NULL)
 	{
-		MemoryContext cxt = st->scan->cxt;
+		QleafChangeStream *cs = st->scan;
 
 		st->scan = NULL;
-		MemoryContextDelete(cxt);
+		qleaf_change_stream_close(cs);
 	}
 }
 
 /* secs << 32 | inc of a resume token's _data, or false if not one */
-static bool
-token_time(const char *data, size_t len, uint64 *time)
+bool
+qleaf_resume_token_time(const char *data, size_t len, uint64 *time)
 {
 	uint64		v = 0;
 	size_t		i;
@@ -1076,7 +1191,7 @@ token_doc_time(const bson_t *token, uint64 *time)
 		!BSON_ITER_HOLDS_UTF8(&it))
 		return false;
 	data = bson_iter_utf8(&it, &len);
-	return token_time(data, len, time);
+	return qleaf_resume_token_time(data, len, time);
 }
 
 /* Raise the error of a failed change stream, explaining known codes. */
@@ -1104,8 +1219,8 @@ report_stream_error(ChangesState *st, QleafConn *conn, bson_error_t *error,
 }
 
 /* The server's current operation time, from a ping. */
-static uint64
-server_time(ChangesState *st, ChangesScan *scan)
+uint64
+qleaf_change_stream_server_time(QleafConn *conn, const char *what)
 {
 	bson_t		cmd = BSON_INITIALIZER;
 	bson_t		reply;
@@ -1117,13 +1232,13 @@ server_time(ChangesState *st, ChangesScan *scan)
 	bool		found;
 
 	bson_append_int32(&cmd, "ping", -1, 1);
-	ok = mongoc_client_command_simple(qleaf_conn_client(scan->conn), "admin",
+	ok = mongoc_client_command_simple(qleaf_conn_client(conn), "admin",
 									  &cmd, NULL, &reply, &error);
 	bson_destroy(&cmd);
 	if (!ok)
 	{
 		bson_destroy(&reply);
-		qleaf_report_error(ERROR, scan->conn, &error, NULL, st->what);
+		qleaf_report_error(ERROR, conn, &error, NULL, what);
 	}
 	found = bson_iter_init_find(&it, &reply, "operationTime") &&
 		BSON_ITER_HOLDS_TIMESTAMP(&it);
@@ -1136,7 +1251,7 @@ server_time(ChangesState *st, ChangesScan *scan)
 				 errmsg("MongoDB server has no change streams"),
 				 errdetail("The server reports no operation time: it is no replica set member."),
 				 errhint("Change streams need a replica set or a sharded cluster; a standalone server can be made a one-member replica set."),
-				 errcontext("%s", st->what)));
+				 errcontext("%s", what)));
 	return ((uint64) t << 32) | i;
 }
 
@@ -1199,7 +1314,7 @@ start_point(StartKind kind, Datum value, Oid vtype, uint64 *start)
 
 				if (token[0] == '\0')
 					return token;
-				if (!token_time(token, strlen(token), start))
+				if (!qleaf_resume_token_time(token, strlen(token), start))
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("invalid resume token \"%s\"", token),
@@ -1259,7 +1374,7 @@ static bool
 changes_open(ForeignScanState *node, ChangesState *st)
 {
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
-	ChangesScan *scan;
+	QleafChangeStream *scan;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	bson_t	   *opts;
@@ -1278,32 +1393,22 @@ changes_open(ForeignScanState *node, ChangesState *st)
 		st->pipeline = qleaf_fill_pipeline(st->pipeline, st->param_states,
 										   econtext);
 
-	cxt = AllocSetContextCreate(st->scan_parent, "qleaf_fdw changes",
-								ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(cxt);
-	scan = palloc0(sizeof(ChangesScan));
-	scan->cxt = cxt;
-	scan->cleanup.func = changes_scan_cleanup;
-	scan->cleanup.arg = scan;
-	MemoryContextRegisterResetCallback(cxt, &scan->cleanup);
-	st->scan = scan;
-
 	if (st->start_state != NULL)
 	{
-		MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+		oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
 		value = ExecEvalExpr(st->start_state, econtext, &isnull);
 		vtype = exprType((Node *) st->start_state->expr);
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(oldcxt);
 		/* a NULL start value: the condition is never true */
 		if (isnull)
-		{
-			MemoryContextSwitchTo(oldcxt);
 			return false;
-		}
 	}
 
-	scan->conn = qleaf_get_connection(st->user, st->server);
-	st->end_time = server_time(st, scan);
+	scan = qleaf_change_stream_connect(st->user, st->server, st->scan_parent);
+	st->scan = scan;
+	cxt = scan->cxt;
+	oldcxt = MemoryContextSwitchTo(cxt);
+	st->end_time = qleaf_change_stream_server_time(scan->conn, st->what);
 
 	opts = qleaf_bson_new_owned(cxt);
 	bson_concat(opts, st->stream_opts);
@@ -1344,30 +1449,19 @@ changes_open(ForeignScanState *node, ChangesState *st)
 						  VARSIZE_ANY_EXHDR(st->pipeline)))
 		elog(ERROR, "qleaf_fdw: invalid pipeline in plan");
 
-	if (st->collname != NULL)
-	{
-		scan->collection = mongoc_client_get_collection(qleaf_conn_client(scan->conn),
-														st->dbname, st->collname);
-		scan->stream = mongoc_collection_watch(scan->collection, &pipeline, opts);
-	}
-	else
-	{
-		scan->database = mongoc_client_get_database(qleaf_conn_client(scan->conn),
-													st->dbname);
-		scan->stream = mongoc_database_watch(scan->database, &pipeline, opts);
-	}
+	qleaf_change_stream_watch(scan, st->dbname, st->collname, &pipeline, opts);
 	MemoryContextSwitchTo(oldcxt);
 	return true;
 }
 
-/* Convert the value at iter to fetched column k. */
+/* Convert the value at iter to key k. */
 static void
-key_value(ChangesState *st, int k, const bson_iter_t *iter, const bson_t *doc,
-		  Datum *values, bool *isnull)
+key_value(QleafEventConv *ec, int k, const bson_iter_t *iter,
+		  const bson_t *doc, Datum *values, bool *isnull)
 {
-	int			att = st->key_att[k];
+	int			att = ec->key_att[k];
 
-	if (st->key_exact[k])
+	if (ec->key_exact[k])
 	{
 		uint32_t	t,
 					i;
@@ -1378,12 +1472,12 @@ key_value(ChangesState *st, int k, const bson_iter_t *iter, const bson_t *doc,
 			return;
 		bson_iter_timestamp(iter, &t, &i);
 		n = (int64) (((uint64) t << 32) | i);
-		values[att] = st->convs[k].typid == NUMERICOID ?
+		values[att] = ec->convs[k].typid == NUMERICOID ?
 			NumericGetDatum(int64_to_numeric(n)) : Int64GetDatum(n);
 		isnull[att] = false;
 	}
 	else
-		values[att] = qleaf_bson_to_datum(&st->convs[k], iter, doc,
+		values[att] = qleaf_bson_to_datum(&ec->convs[k], iter, doc,
 										  &isnull[att]);
 }
 
@@ -1391,28 +1485,29 @@ key_value(ChangesState *st, int k, const bson_iter_t *iter, const bson_t *doc,
  * Fill the row from an event: from the keys of the projection, or with
  * extract from the event's own fields.
  */
-static void
-changes_row(ChangesState *st, const bson_t *doc, Datum *values, bool *isnull)
+void
+qleaf_event_to_row(QleafEventConv *ec, const bson_t *doc, bool extract,
+				   Datum *values, bool *isnull, const char *what)
 {
 	bson_iter_t iter;
 
-	memset(isnull, true, sizeof(bool) * st->natts);
+	memset(isnull, true, sizeof(bool) * ec->natts);
 	if (!bson_iter_init(&iter, doc))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("MongoDB returned a malformed document"),
-				 errcontext("%s", st->what)));
-	if (st->extract)
+				 errcontext("%s", what)));
+	if (extract)
 	{
 		int			k;
 
-		for (k = 0; k < st->nkeys; k++)
+		for (k = 0; k < ec->nkeys; k++)
 		{
 			bson_iter_t desc;
 
 			if (bson_iter_init(&iter, doc) &&
-				bson_iter_find_descendant(&iter, st->key_field[k], &desc))
-				key_value(st, k, &desc, doc, values, isnull);
+				bson_iter_find_descendant(&iter, ec->key_field[k], &desc))
+				key_value(ec, k, &desc, doc, values, isnull);
 		}
 		return;
 	}
@@ -1427,15 +1522,15 @@ changes_row(ChangesState *st, const bson_t *doc, Datum *values, bool *isnull)
 
 			while (*p >= '0' && *p <= '9')
 				k = k * 10 + (*p++ - '0');
-			if (*p == '\0' && p > key + 1 && k < st->nkeys)
-				key_value(st, k, &iter, doc, values, isnull);
+			if (*p == '\0' && p > key + 1 && k < ec->nkeys)
+				key_value(ec, k, &iter, doc, values, isnull);
 		}
-		else if (st->n_id_keys > 0 && strcmp(key, "_id") == 0)
+		else if (ec->n_id_keys > 0 && strcmp(key, "_id") == 0)
 		{
 			int			j;
 
-			for (j = 0; j < st->n_id_keys; j++)
-				key_value(st, st->id_keys[j], &iter, doc, values, isnull);
+			for (j = 0; j < ec->n_id_keys; j++)
+				key_value(ec, ec->id_keys[j], &iter, doc, values, isnull);
 		}
 	}
 }
@@ -1463,7 +1558,7 @@ qleaf_changes_iterate(ForeignScanState *node)
 	oldcxt = MemoryContextSwitchTo(node->ss.ps.ps_ExprContext->ecxt_per_tuple_memory);
 	for (;;)
 	{
-		ChangesScan *scan = st->scan;
+		QleafChangeStream *scan = st->scan;
 		const bson_t *doc;
 		const QleafConnStats *stats;
 		uint64		rt;
@@ -1513,7 +1608,7 @@ qleaf_changes_iterate(ForeignScanState *node)
 					uint32_t	len;
 					const char *s = bson_iter_utf8(&data, &len);
 
-					if (token_time(s, len, &t) && t > st->end_time)
+					if (qleaf_resume_token_time(s, len, &t) && t > st->end_time)
 					{
 						st->done = true;
 						break;
@@ -1530,7 +1625,8 @@ qleaf_changes_iterate(ForeignScanState *node)
 				if (st->shipped)
 					break;
 			}
-			changes_row(st, doc, slot->tts_values, slot->tts_isnull);
+			qleaf_event_to_row(&st->conv, doc, st->extract, slot->tts_values,
+							   slot->tts_isnull, st->what);
 			ExecStoreVirtualTuple(slot);
 			break;
 		}

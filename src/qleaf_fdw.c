@@ -18,6 +18,7 @@
 
 #include "qleaf_fdw.h"
 #include "modify.h"
+#include "stream.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -107,6 +108,14 @@ _PG_init(void)
 
 	qleaf_join_init();
 	qleaf_upper_init();
+	DefineCustomIntVariable("qleaf_fdw.stream_await_ms",
+							"How long a stream worker's getMore waits for new events.",
+							"Bounds the time from a change in MongoDB to its NOTIFY when events are sparse.",
+							&qleaf_stream_await_ms,
+							50, 10, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	qleaf_stream_init();
 
 	MarkGUCPrefixReserved("qleaf_fdw");
 }
