@@ -46,6 +46,29 @@ LANGUAGE C STRICT PARALLEL RESTRICTED;
 CREATE SCHEMA qleaf;
 GRANT USAGE ON SCHEMA qleaf TO PUBLIC;
 
+-- The default event table.  id is the global order of the events.
+CREATE TABLE qleaf.event_store (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream text NOT NULL,
+    resume_token text COLLATE "C" NOT NULL,
+    operation_type text NOT NULL,
+    database text,
+    collection text,
+    document_key jsonb,
+    full_document jsonb,
+    full_document_before_change jsonb,
+    update_description jsonb,
+    cluster_time timestamptz,
+    cluster_timestamp bigint,
+    wall_time timestamptz,
+    txn_number bigint,
+    lsid jsonb,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (stream, resume_token)
+);
+CREATE INDEX event_store_stream_id ON qleaf.event_store (stream, id);
+CREATE INDEX event_store_document_key ON qleaf.event_store (document_key, id);
+
 -- The definitions, one row per stream.  Written only through the
 -- functions below; no credentials here (they stay in user mappings).
 CREATE TABLE qleaf.streams (
@@ -95,29 +118,6 @@ CREATE TABLE qleaf.stream_state (
     updated_at timestamptz
 );
 GRANT SELECT ON qleaf.stream_state TO PUBLIC;
-
--- The default event table.  id is the global order of the events.
-CREATE TABLE qleaf.event_store (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    stream text NOT NULL,
-    resume_token text COLLATE "C" NOT NULL,
-    operation_type text NOT NULL,
-    database text,
-    collection text,
-    document_key jsonb,
-    full_document jsonb,
-    full_document_before_change jsonb,
-    update_description jsonb,
-    cluster_time timestamptz,
-    cluster_timestamp bigint,
-    wall_time timestamptz,
-    txn_number bigint,
-    lsid jsonb,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (stream, resume_token)
-);
-CREATE INDEX event_store_stream_id ON qleaf.event_store (stream, id);
-CREATE INDEX event_store_document_key ON qleaf.event_store (document_key, id);
 
 -- Events that could not be stored, with stream option on_error
 -- 'dead_letter'.

@@ -1,0 +1,399 @@
+
+# Streams: the launcher and its workers turn a change stream into rows of
+# an event table and NOTIFY.  The happy path with a LISTENing session,
+# pause / resume, alter while running, drop, a resumable error resumed, a
+# lost history (286) then reset, invalidate, an event table trigger that
+# raises (failed, or dead_letter with on_error), and privileges.
+#
+# The stand-in (QLEAF_STANDIN, else test/mongo-standin) plays a one-member
+# replica set.  With QLEAF_MONGODB_URI set, that server is used instead;
+# its fail points need enableTestCommands, as the stand-in's do.  Every
+# wait polls; none is a bare sleep.
+
+use strict;
+use warnings;
+
+use File::Basename qw(dirname);
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
+my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
+my $python = '/usr/bin/python3';
+my $given_uri = $ENV{QLEAF_MONGODB_URI};
+my $db = 'qleaf_tap_streams';
+
+my @standins;
+END
+{
+	for my $h (@standins)
+	{
+		eval { $h->kill_kill; };
+	}
+}
+
+my $uri = $given_uri;
+if (!defined $uri)
+{
+	plan skip_all => "no stand-in at $standin" unless -x $standin;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dbpath = PostgreSQL::Test::Utils::tempdir('standin');
+	my ($in, $out, $err) = ('', '', '');
+	my $timer = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
+	my $h = IPC::Run::start(
+		[
+			$python, $standin, '--port', $port, '--replset', 'rs0',
+			'--dbpath', $dbpath
+		],
+		\$in, \$out, \$err, $timer);
+	$h->pump until $out =~ /^ready$/m || $timer->is_expired || !$h->pumpable;
+	die "stand-in did not start: $err" unless $out =~ /^ready$/m;
+	push @standins, $h;
+	$uri = "mongodb://127.0.0.1:$port/?replicaSet=rs0";
+}
+
+# Run Python with a pymongo database handle "d" on $db.
+sub mongo
+{
+	my ($code) = @_;
+	my $prog = "import pymongo, sys\n"
+	  . "c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)\n"
+	  . "d = c['$db']\n"
+	  . $code . "\n";
+	my ($out, $err);
+	IPC::Run::run([ $python, '-c', $prog, $uri ], '>', \$out, '2>', \$err)
+	  or die "pymongo failed: $err";
+	return $out;
+}
+
+mongo("c.drop_database('$db')");
+
+my $node = PostgreSQL::Test::Cluster->new('streams');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'qleaf_fdw'\nqleaf_fdw.stream_await_ms = 50\n");
+$node->start;
+
+$node->safe_psql(
+	'postgres', qq{
+	CREATE EXTENSION qleaf_fdw;
+	CREATE SERVER ms FOREIGN DATA WRAPPER qleaf_fdw
+	  OPTIONS (uri '$uri', database '$db');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER ms;
+});
+
+sub status
+{
+	my ($stream, $col) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT $col FROM qleaf.stream_status WHERE stream = '$stream'");
+}
+
+sub wait_state
+{
+	my ($stream, $state) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT state FROM qleaf.stream_status WHERE stream = '$stream'",
+		$state);
+}
+
+sub wait_count
+{
+	my ($sql, $n) = @_;
+	return $node->poll_query_until('postgres', "SELECT ($sql) >= $n");
+}
+
+# ---------------------------------------------------------------------
+# Happy path: events in event_store, payloads to a LISTENing session in
+# commit order
+# ---------------------------------------------------------------------
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN inv_events');
+
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('inv', server => 'ms', collection => 'inventory', channel => 'inv_events')"
+);
+ok(wait_state('inv', 'running'), 'the worker runs the stream');
+
+mongo(
+	"d.inventory.insert_many([{'_id': i, 'sku': 'sku%d' % i, 'stock': i} for i in range(1, 51)])\n"
+	  . "d.inventory.update_one({'_id': 7}, {'\$set': {'stock': 70}})\n"
+	  . "d.inventory.delete_one({'_id': 8})");
+ok(wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv'", 52),
+	'52 events stored');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(operation_type, ',' ORDER BY id) FROM (SELECT * FROM qleaf.event_store WHERE stream = 'inv' ORDER BY id OFFSET 49) e"
+	),
+	'insert,update,delete',
+	'events in oplog order');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT full_document->>'stock', update_description->'updatedFields'->>'stock', document_key->>'_id', database, collection, cluster_timestamp > 0, cluster_time IS NOT NULL
+		 FROM qleaf.event_store WHERE stream = 'inv' AND operation_type = 'update'"
+	),
+	"70|70|7|$db|inventory|t|t",
+	'event columns filled');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(DISTINCT resume_token) = count(*) AND bool_and(resume_token IS NOT NULL) FROM qleaf.event_store WHERE stream = 'inv'"
+	),
+	't',
+	'one row per event');
+
+# the listener gets one payload per event, in id order
+my $notes = '';
+for (my $i = 0; $i < 100 && ($notes =~ tr/\n//) < 52; $i++)
+{
+	my $out = $listener->query_safe('SELECT 1');
+	$notes .= join('', map { "$_\n" } grep { /Asynchronous notification/ } split /\n/, $out);
+}
+my @ids = $notes =~ /"id": (\d+)/g;
+is(scalar(@ids), 52, '52 notifications received');
+my $ids_sql = $node->safe_psql('postgres',
+	"SELECT string_agg(id::text, ',' ORDER BY id) FROM qleaf.event_store WHERE stream = 'inv'"
+);
+is(join(',', @ids), $ids_sql, 'notifications in commit order, one per event');
+like(
+	$notes,
+	qr/payload "\{"stream": "inv", "id": \d+, "op": "update", "db": "$db", "coll": "inventory", "key": \{"_id": 7\}, "doc": \{"_id": 7, "sku": "sku7", "stock": 70\}\}"/,
+	'payload format');
+
+is(status('inv', 'events_total >= 52 AND batches_total >= 1 AND last_event_cluster_time IS NOT NULL AND resume_token IS NOT NULL'),
+	't', 'stream_status counts events and shows the position');
+
+# the health query of README
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT stream,
+	       CASE WHEN last_event_cluster_time IS NULL THEN 'never_active'
+	            WHEN now() - last_event_cluster_time > interval '5 minutes' THEN 'stalled'
+	            WHEN errors_total > 5 THEN 'error_prone'
+	            WHEN restarts > 3 THEN 'unstable'
+	            ELSE 'healthy' END AS health
+	FROM qleaf.stream_status ORDER BY stream}),
+	'inv|healthy',
+	'health query');
+
+# ---------------------------------------------------------------------
+# Pause and resume; alter while running
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', "SELECT qleaf.pause_stream('inv')");
+ok(wait_state('inv', 'paused'), 'paused');
+is(status('inv', 'pid IS NULL'), 't', 'no worker while paused');
+mongo("d.inventory.insert_one({'_id': 100, 'sku': 'while paused'})");
+$node->safe_psql('postgres', "SELECT qleaf.resume_stream('inv')");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '100'",
+		1),
+	'an event written while paused arrives after resume');
+
+my $pid_before = status('inv', 'pid');
+$node->safe_psql('postgres',
+	q{SELECT qleaf.alter_stream('inv', pipeline => '[{"$match": {"fullDocument.sku": {"$ne": "skip me"}}}]', payload => 'key')}
+);
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT pid IS NOT NULL AND pid <> $pid_before AND state = 'running' FROM qleaf.stream_status WHERE stream = 'inv'"
+	),
+	'alter restarts the worker');
+mongo("d.inventory.insert_one({'_id': 101, 'sku': 'skip me'})\n"
+	  . "d.inventory.insert_one({'_id': 102, 'sku': 'keep me'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '102'",
+		1),
+	'events after the alter arrive');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '101'"
+	),
+	'0',
+	'the altered pipeline filters');
+$notes = '';
+for (my $i = 0; $i < 100 && $notes !~ /"_id": 102/; $i++)
+{
+	$notes .= $listener->query_safe('SELECT 1');
+}
+like(
+	$notes,
+	qr/payload "\{"stream": "inv", "id": \d+, "op": "insert", "db": "$db", "coll": "inventory", "key": \{"_id": 102\}\}"/,
+	'payload key omits the document after the alter');
+
+# ---------------------------------------------------------------------
+# Faults: a resumable error is resumed; 286 stops the stream until reset
+# ---------------------------------------------------------------------
+my $errors_before = status('inv', 'errors_total');
+mongo(
+	"c.admin.command({'configureFailPoint': 'failCommand', 'mode': {'times': 4}, 'data': {'failCommands': ['getMore', 'aggregate'], 'errorCode': 91, 'errorLabels': ['ResumableChangeStreamError']}})"
+);
+mongo("d.inventory.insert_many([{'_id': 200 + i} for i in range(20)])");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND (document_key->>'_id')::int BETWEEN 200 AND 219",
+		20),
+	'events after resumable errors arrive');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*), count(DISTINCT resume_token) FROM qleaf.event_store WHERE stream = 'inv'"
+	),
+	$node->safe_psql('postgres',
+		"SELECT count(*), count(*) FROM qleaf.event_store WHERE stream = 'inv'"),
+	'no event twice after resuming');
+ok($node->poll_query_until('postgres',
+		"SELECT errors_total > $errors_before FROM qleaf.stream_status WHERE stream = 'inv'"),
+	'the resumable error is counted');
+is(status('inv', 'state'), 'running', 'still running');
+mongo("c.admin.command({'configureFailPoint': 'failCommand', 'mode': 'off'})");
+
+mongo(
+	"c.admin.command({'configureFailPoint': 'failCommand', 'mode': {'times': 1}, 'data': {'failCommands': ['getMore', 'aggregate'], 'errorCode': 286}})"
+);
+mongo("d.inventory.insert_one({'_id': 300})");
+ok(wait_state('inv', 'history_lost'), '286 puts the stream in history_lost');
+like(status('inv', 'last_error'), qr/history is lost/, 'history_lost names the cause');
+is(status('inv', 'pid IS NULL'), 't', 'no worker after history_lost');
+$node->safe_psql('postgres', "SELECT qleaf.reset_stream('inv')");
+ok(wait_state('inv', 'running'), 'reset starts the stream again');
+mongo("d.inventory.insert_one({'_id': 301})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '301'",
+		1),
+	'events after the reset arrive');
+
+# ---------------------------------------------------------------------
+# Invalidate: the collection is dropped
+# ---------------------------------------------------------------------
+mongo("d.inventory.drop()");
+ok(wait_state('inv', 'invalidated'), 'a dropped collection invalidates the stream');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(operation_type, ',' ORDER BY id) FROM (SELECT * FROM qleaf.event_store WHERE stream = 'inv' ORDER BY id DESC LIMIT 2) e"
+	),
+	'drop,invalidate',
+	'the drop and the invalidate are stored');
+
+# ---------------------------------------------------------------------
+# An event table whose trigger raises: failed, or dead_letter
+# ---------------------------------------------------------------------
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE picky (LIKE qleaf.event_store INCLUDING ALL);
+	CREATE FUNCTION picky_check() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  IF NEW.full_document->>'sku' = 'bad' THEN
+	    RAISE EXCEPTION 'sku "bad" is not allowed';
+	  END IF;
+	  RETURN NEW;
+	END $$;
+	CREATE TRIGGER picky_check BEFORE INSERT ON picky
+	  FOR EACH ROW EXECUTE FUNCTION picky_check();
+	SELECT qleaf.create_stream('strict', server => 'ms', collection => 'orders', event_table => 'picky');
+	SELECT qleaf.create_stream('lenient', server => 'ms', collection => 'orders',
+	                           event_table => 'picky', on_error => 'dead_letter');
+});
+ok(wait_state('strict', 'running') && wait_state('lenient', 'running'),
+	'both streams run');
+mongo("d.orders.insert_one({'_id': 1, 'sku': 'good'})\n"
+	  . "d.orders.insert_one({'_id': 2, 'sku': 'bad'})\n"
+	  . "d.orders.insert_one({'_id': 3, 'sku': 'good'})");
+ok(wait_state('strict', 'failed'), 'on_error stop: the stream fails');
+like(status('strict', 'last_error'), qr/sku "bad" is not allowed/,
+	'the failed state shows the trigger\'s error');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) FROM picky WHERE stream = 'strict'"
+	),
+	'1',
+	'the events before the bad one are stored, none after');
+ok( wait_count(
+		"SELECT count(*) FROM picky WHERE stream = 'lenient' AND document_key->>'_id' = '3'",
+		1),
+	'on_error dead_letter: the stream goes on');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT event->'documentKey'->>'_id', error LIKE '%sku \"bad\" is not allowed%' FROM qleaf.dead_letter WHERE stream = 'lenient'"
+	),
+	'2|t',
+	'the bad event is in dead_letter with its error');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) FROM picky WHERE stream = 'lenient'"
+	),
+	'1,3',
+	'the good events are stored once');
+is(status('lenient', 'state'), 'running', 'the lenient stream runs');
+
+# ---------------------------------------------------------------------
+# Privileges
+# ---------------------------------------------------------------------
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE alice LOGIN;
+	CREATE ROLE bob LOGIN;
+	GRANT USAGE ON FOREIGN SERVER ms TO alice, bob;
+	CREATE TABLE alice_events (LIKE qleaf.event_store INCLUDING ALL);
+	ALTER TABLE alice_events OWNER TO alice;
+});
+$node->safe_psql('postgres',
+	"CREATE USER MAPPING FOR alice SERVER ms OPTIONS (username 'alice', password 'alice-secret', password_required 'false')"
+);
+$node->safe_psql(
+	'postgres', q{
+	SET ROLE alice;
+	SELECT qleaf.create_stream('alice', server => 'ms', collection => 'items', event_table => 'alice_events');
+});
+ok(wait_state('alice', 'running'), "alice's stream runs");
+is(status('alice', "(SELECT rolname FROM pg_roles r, qleaf.streams s WHERE s.name = 'alice' AND r.oid = s.owner::oid)"),
+	'alice', 'the stream is owned by its creator');
+
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SET ROLE bob; SELECT qleaf.pause_stream('alice')");
+like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot pause the stream');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET ROLE bob; SELECT qleaf.alter_stream('alice', batch_size => 5)");
+like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot alter the stream');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET ROLE bob; SELECT qleaf.drop_stream('alice')");
+like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot drop the stream');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET ROLE bob; UPDATE qleaf.streams SET enabled = false");
+like($err, qr/permission denied/, 'a non-owner cannot write qleaf.streams');
+is( $node->safe_psql(
+		'postgres',
+		"SET ROLE bob; SELECT coalesce(umoptions::text, 'hidden') FROM pg_user_mappings WHERE usename = 'alice'"
+	),
+	'hidden',
+	"a non-owner cannot read the owner's credentials");
+unlike(
+	$node->safe_psql('postgres',
+		"SET ROLE bob; SELECT s::text FROM qleaf.streams s; SELECT st::text FROM qleaf.stream_status st"),
+	qr/alice-secret/,
+	'the stream catalogs show no password');
+
+# the worker writes as alice: once she may not insert, the stream fails
+$node->safe_psql('postgres',
+	"ALTER TABLE alice_events OWNER TO postgres; GRANT SELECT ON alice_events TO alice");
+mongo("d.items.insert_one({'_id': 1})");
+ok(wait_state('alice', 'failed'), 'the worker cannot write where its owner cannot');
+like(status('alice', 'last_error'), qr/permission denied for table alice_events/,
+	'the failed state says why');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM alice_events'),
+	'0', 'nothing written');
+
+# ---------------------------------------------------------------------
+# Drop
+# ---------------------------------------------------------------------
+my $lenient_pid = status('lenient', 'pid');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('lenient')");
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $lenient_pid"),
+	'drop ends the worker');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM qleaf.streams WHERE name = 'lenient'"),
+	'0', 'the definition is gone');
+
+$listener->quit;
+$node->stop;
+done_testing();
