@@ -209,14 +209,25 @@ worker_exit(int code, Datum arg)
 static void
 nap(long ms)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	if (ConfigReloadPending)
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
 	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(), end, &secs, &usecs);
+		if (secs == 0 && usecs == 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 secs * 1000 + usecs / 1000 + 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 	}
 }
 
@@ -497,6 +508,7 @@ open_stream(void)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	volatile bool ok = true;
+	char	   *volatile fatal = NULL;
 
 	PG_TRY();
 	{
@@ -583,11 +595,28 @@ open_stream(void)
 				(errmsg("stream \"%s\" cannot open its change stream: %s",
 						def.name, error_text(edata))));
 		qleaf_stream_set_error(slot, error_text(edata));
+
+		/*
+		 * Retrying cannot help against bad credentials, privileges, missing
+		 * objects or bad values: those fail the stream.
+		 */
+		switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+		{
+			case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
+			case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
+			case ERRCODE_DATA_EXCEPTION:
+				fatal = error_text(edata);
+				break;
+			default:
+				break;
+		}
 		FreeErrorData(edata);
 		ok = false;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
+	if (fatal != NULL)
+		stop_in_state("failed", fatal);
 	return ok;
 }
 
