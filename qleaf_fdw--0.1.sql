@@ -170,6 +170,11 @@ DECLARE
     def jsonb := '{}';
     missing text;
 BEGIN
+    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = owner::oid) THEN
+        RAISE EXCEPTION 'role "%" cannot own a stream: it cannot log in', owner
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A stream''s worker connects as the stream''s owner: give the role LOGIN, or create the stream as a role that has it.';
+    END IF;
     IF server IS NOT NULL THEN
         IF NOT EXISTS (SELECT FROM pg_foreign_server s
                        JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw

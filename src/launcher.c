@@ -127,13 +127,20 @@ stream_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Called from _PG_init: the settings always; shared memory and the
- * launcher only while shared_preload_libraries is processed.
+ * Called from _PG_init.  The settings, shared memory and the launcher
+ * exist only when the library is preloaded (shared_preload_libraries).
  */
 void
 qleaf_stream_init(void)
 {
 	BackgroundWorker bgw;
+
+	RegisterXactCallback(stream_xact_callback, NULL);
+
+	/* postmaster settings can be defined only while preloading */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	qleaf_streams_preloaded = true;
 
 	DefineCustomStringVariable("qleaf_fdw.database",
 							   "The database whose streams the launcher runs.",
@@ -149,11 +156,6 @@ qleaf_stream_init(void)
 							16, 1, 1024,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-	RegisterXactCallback(stream_xact_callback, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	qleaf_streams_preloaded = true;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = stream_shmem_request;

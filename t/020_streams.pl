@@ -389,6 +389,33 @@ is($node->safe_psql('postgres',
 		"SELECT count(*) FROM qleaf.streams WHERE name = 'lenient'"),
 	'0', 'the definition is gone');
 
+($ret, $out, $err) = $node->psql('postgres', q{
+	CREATE ROLE carol NOLOGIN;
+	GRANT USAGE ON FOREIGN SERVER ms TO carol;
+	CREATE USER MAPPING FOR carol SERVER ms OPTIONS (password_required 'false');
+	SET ROLE carol;
+	SELECT qleaf.create_stream('carol', server => 'ms');});
+like($err, qr/role "carol" cannot own a stream: it cannot log in/,
+	'a role without LOGIN cannot own a stream');
+
 $listener->quit;
 $node->stop;
+
+# ---------------------------------------------------------------------
+# Without shared_preload_libraries the functions say what is missing
+# ---------------------------------------------------------------------
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION qleaf_fdw');
+($ret, $out, $err) = $plain->psql('postgres',
+	"CREATE SERVER ms FOREIGN DATA WRAPPER qleaf_fdw OPTIONS (uri '$uri'); "
+	  . "CREATE USER MAPPING FOR CURRENT_USER SERVER ms; "
+	  . "SELECT qleaf.create_stream('s', server => 'ms')");
+like(
+	$err,
+	qr/qleaf_fdw streams need qleaf_fdw to be loaded via "shared_preload_libraries".*HINT:  Add qleaf_fdw to shared_preload_libraries/s,
+	'without preloading, create_stream says so with a hint');
+$plain->stop;
+
 done_testing();
