@@ -79,6 +79,8 @@ CREATE TABLE qleaf.streams (
     database text,
     collection text,
     pipeline jsonb CHECK (jsonb_typeof(pipeline) = 'array'),
+    "where" text,
+    where_stages jsonb CHECK (jsonb_typeof(where_stages) = 'array'),
     full_document text NOT NULL DEFAULT 'updateLookup'
         CHECK (full_document IN ('default', 'updateLookup', 'whenAvailable', 'required')),
     full_document_before_change text NOT NULL DEFAULT 'off'
@@ -154,6 +156,61 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'qleaf_stream_runtime'
 LANGUAGE C STRICT;
 
+-- The $match stage of a stream's "where": the condition over the
+-- columns of a changes table, translated by the pushdown code (EXPLAIN
+-- of a scan of a temporary changes table on the stream's server; nothing
+-- runs).  Every condition must go to MongoDB exactly.
+CREATE FUNCTION qleaf._stream_where(server text, database text,
+    collection text, cond text)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    opts text := 'changes ''true''';
+    plan jsonb;
+    stages jsonb;
+    pipeline text;
+BEGIN
+    IF collection IS NOT NULL THEN
+        opts := opts || format(', collection %L', collection);
+    END IF;
+    IF database IS NOT NULL THEN
+        opts := opts || format(', database %L', database);
+    END IF;
+    EXECUTE format('CREATE FOREIGN TABLE pg_temp.qleaf_stream_where ('
+        'resume_token text COLLATE "C", operation_type text, database text, '
+        'collection text, document_key jsonb, full_document jsonb, '
+        'full_document_before_change jsonb, update_description jsonb, '
+        'updated_fields jsonb, removed_fields jsonb, truncated_arrays jsonb, '
+        'cluster_time timestamptz, cluster_timestamp bigint, '
+        'wall_time timestamptz, txn_number bigint, lsid jsonb) '
+        'SERVER %I OPTIONS (%s)', server, opts);
+    BEGIN
+        EXECUTE 'EXPLAIN (VERBOSE, FORMAT JSON) SELECT 1 FROM pg_temp.qleaf_stream_where WHERE '
+            || cond INTO plan;
+    EXCEPTION WHEN OTHERS THEN
+        DROP FOREIGN TABLE pg_temp.qleaf_stream_where;
+        RAISE;
+    END;
+    DROP FOREIGN TABLE pg_temp.qleaf_stream_where;
+    plan := plan->0->'Plan';
+    pipeline := plan->>'Pipeline';
+    IF plan->>'Node Type' <> 'Foreign Scan' OR plan ? 'Filter'
+       OR pipeline IS NULL OR pipeline LIKE '%"$param"%' THEN
+        RAISE EXCEPTION 'stream option "where" must be evaluated entirely by MongoDB'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = coalesce('Not translated exactly: '
+                      || (SELECT string_agg(r, '; ') FROM jsonb_array_elements_text(plan->'Local Filter Reasons') r)
+                      || '.', 'It needs values known only when a query runs, or a plan that is no single scan.'),
+                  HINT = 'Compare the changes-table columns (operation_type, document_key, full_document, ...) with constants, or give the stages in option "pipeline".';
+    END IF;
+    SELECT jsonb_agg(st ORDER BY n) INTO stages
+    FROM jsonb_array_elements(pipeline::jsonb) WITH ORDINALITY AS e(st, n)
+    WHERE n > 1 AND st ? '$match';
+    RETURN coalesce(stages, '[]');
+END
+$$;
+
 -- Checks shared by create_stream and alter_stream; returns the option
 -- values as jsonb.
 CREATE FUNCTION qleaf._stream_check(name text, server text, database text,
@@ -191,11 +248,6 @@ BEGIN
                       HINT = 'The stream''s worker connects with its owner''s user mapping: create one with CREATE USER MAPPING.';
         END IF;
         def := def || jsonb_build_object('server', server);
-    END IF;
-    IF "where" IS NOT NULL THEN
-        RAISE EXCEPTION 'stream option "where" is not supported yet'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Filter with option "pipeline", e.g. ''[{"$match": {"operationType": "insert"}}]''.';
     END IF;
     IF pipeline IS NOT NULL AND jsonb_typeof(pipeline) <> 'array' THEN
         RAISE EXCEPTION 'stream option "pipeline" must be a JSON array of stages'
@@ -303,6 +355,10 @@ BEGIN
         "where", full_document, full_document_before_change, channel,
         event_table, payload, batch_size, on_error, refresh_views,
         refresh_interval, retention, enabled, current_user::regrole);
+    IF "where" IS NOT NULL THEN
+        def := def || jsonb_build_object('where', "where", 'where_stages',
+            qleaf._stream_where(server, database, collection, "where"));
+    END IF;
     IF start_at IS NOT NULL THEN
         start_timestamp := floor(extract(epoch FROM start_at))::bigint << 32;
     END IF;
@@ -327,15 +383,24 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    owner regrole;
+    cur qleaf.streams;
+    def jsonb;
 BEGIN
-    SELECT s.owner INTO owner FROM qleaf.streams s WHERE s.name = alter_stream.name;
-    PERFORM qleaf._stream_apply('alter', name,
-        qleaf._stream_check(name, server, database, collection, pipeline,
+    SELECT * INTO cur FROM qleaf.streams s WHERE s.name = alter_stream.name;
+    def := qleaf._stream_check(name, server, database, collection, pipeline,
             "where", full_document, full_document_before_change, channel,
             event_table, payload, batch_size, on_error, refresh_views,
             refresh_interval, retention, enabled,
-            coalesce(owner, current_user::regrole)));
+            coalesce(cur.owner, current_user::regrole));
+    IF "where" = '' THEN
+        def := def || '{"where": null, "where_stages": null}';
+    ELSIF "where" IS NOT NULL AND cur.name IS NOT NULL THEN
+        def := def || jsonb_build_object('where', "where", 'where_stages',
+            qleaf._stream_where(coalesce(server, cur.server),
+                coalesce(database, cur.database),
+                coalesce(collection, cur.collection), "where"));
+    END IF;
+    PERFORM qleaf._stream_apply('alter', name, def);
 END
 $$;
 

@@ -576,11 +576,11 @@ qleaf_stream_apply(PG_FUNCTION_ARGS)
 					 errdetail("Only the stream's owner or a superuser may change it.")));
 		if (strcmp(op, "alter") == 0)
 			spi_exec("UPDATE qleaf.streams s SET "
-					 "(server, database, collection, pipeline, full_document, "
+					 "(server, database, collection, pipeline, \"where\", where_stages, full_document, "
 					 "full_document_before_change, channel, event_table, payload, "
 					 "batch_size, on_error, refresh_views, refresh_interval, "
 					 "retention, enabled) = "
-					 "(SELECT r.server, r.database, r.collection, r.pipeline, "
+					 "(SELECT r.server, r.database, r.collection, r.pipeline, r.\"where\", r.where_stages, "
 					 "r.full_document, r.full_document_before_change, r.channel, "
 					 "r.event_table, r.payload, r.batch_size, r.on_error, "
 					 "r.refresh_views, r.refresh_interval, r.retention, r.enabled "

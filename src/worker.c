@@ -87,6 +87,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -126,7 +128,7 @@ typedef struct StreamDef
 	char	   *server;
 	char	   *database;
 	char	   *collection;		/* NULL: the whole database */
-	char	   *pipeline;		/* jsonb text, or NULL */
+	char	   *pipeline;		/* where_stages || pipeline, jsonb text, or NULL */
 	char	   *full_document;
 	char	   *before_change;
 	char	   *channel;		/* NULL: no NOTIFY */
@@ -349,6 +351,8 @@ load_definition(void)
 	values[0] = CStringGetTextDatum(slot->name);
 	begin_xact("reading the stream's definition");
 	exec_as_superuser("SELECT s.*, s.owner::oid AS owner_oid, "
+					  "CASE WHEN s.where_stages IS NOT NULL OR s.pipeline IS NOT NULL THEN "
+					  "  coalesce(s.where_stages, '[]') || coalesce(s.pipeline, '[]') END AS stages, "
 					  "s.event_table::oid AS event_table_oid, "
 					  "s.event_table::text AS event_table_name, "
 					  "(extract(epoch FROM s.refresh_interval) * 1000)::bigint AS refresh_ms, "
@@ -383,7 +387,7 @@ load_definition(void)
 	def.server = get_text(tup, desc, "server");
 	def.database = get_text(tup, desc, "db");
 	def.collection = get_text(tup, desc, "collection");
-	def.pipeline = get_text(tup, desc, "pipeline");
+	def.pipeline = get_text(tup, desc, "stages");
 	def.full_document = get_text(tup, desc, "full_document");
 	def.before_change = get_text(tup, desc, "full_document_before_change");
 	def.channel = get_text(tup, desc, "channel");
@@ -467,6 +471,154 @@ load_definition(void)
 	commit_xact();
 	if (bad)
 		stop_in_state("failed", bad);
+}
+
+/* ----------------------------------------------------------------
+ *		Pipelines: jsonb to BSON
+ * ----------------------------------------------------------------
+ */
+
+static void jsonb_append(bson_t *b, const char *key, JsonbValue *v);
+
+/*
+ * A one-key object in MongoDB's Extended JSON for a BSON type that JSON
+ * lacks: {"$oid": hex}, {"$date": milliseconds}, {"$numberLong": "n"},
+ * {"$numberDecimal": "x"}.  Appends it and returns true, else false.
+ */
+static bool
+append_extended(bson_t *b, const char *key, JsonbContainer *obj)
+{
+	JsonbValue *v;
+
+	if (JsonContainerSize(obj) != 1)
+		return false;
+	if ((v = getKeyJsonValueFromContainer(obj, "$oid", 4, NULL)) != NULL &&
+		v->type == jbvString && v->val.string.len == 24)
+	{
+		char		hex[25];
+		bson_oid_t	oid;
+
+		memcpy(hex, v->val.string.val, 24);
+		hex[24] = '\0';
+		if (!bson_oid_is_valid(hex, 24))
+			return false;
+		bson_oid_init_from_string(&oid, hex);
+		bson_append_oid(b, key, -1, &oid);
+		return true;
+	}
+	if ((v = getKeyJsonValueFromContainer(obj, "$date", 5, NULL)) != NULL &&
+		v->type == jbvNumeric)
+	{
+		bson_append_date_time(b, key, -1,
+							  DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																NumericGetDatum(v->val.numeric))));
+		return true;
+	}
+	if ((v = getKeyJsonValueFromContainer(obj, "$numberLong", 11, NULL)) != NULL &&
+		v->type == jbvString)
+	{
+		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
+
+		bson_append_int64(b, key, -1, pg_strtoint64(s));
+		return true;
+	}
+	if ((v = getKeyJsonValueFromContainer(obj, "$numberDecimal", 14, NULL)) != NULL &&
+		v->type == jbvString)
+	{
+		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
+		bson_decimal128_t dec;
+
+		if (!bson_decimal128_from_string(s, &dec))
+			return false;
+		bson_append_decimal128(b, key, -1, &dec);
+		return true;
+	}
+	return false;
+}
+
+/* The elements (array) or members (object) of container into b. */
+static void
+jsonb_append_container(bson_t *b, JsonbContainer *container)
+{
+	JsonbIterator *it = JsonbIteratorInit(container);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n = 0;
+	char	   *key = NULL;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE)
+			jsonb_append(b, key, &v);
+		else if (tok == WJB_ELEM)
+		{
+			char		idx[16];
+
+			snprintf(idx, sizeof(idx), "%d", n++);
+			jsonb_append(b, idx, &v);
+		}
+	}
+}
+
+static void
+jsonb_append(bson_t *b, const char *key, JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			bson_append_null(b, key, -1);
+			break;
+		case jbvBool:
+			bson_append_bool(b, key, -1, v->val.boolean);
+			break;
+		case jbvString:
+			bson_append_utf8(b, key, -1, v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			{
+				Numeric		num = v->val.numeric;
+				char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out,
+																	NumericGetDatum(num)));
+
+				/* integers as int32 / int64, like a JSON parser's */
+				if (strspn(s + (s[0] == '-'), "0123456789") == strlen(s + (s[0] == '-')) &&
+					strlen(s) < 19)
+				{
+					int64		i = pg_strtoint64(s);
+
+					if (i >= PG_INT32_MIN && i <= PG_INT32_MAX)
+						bson_append_int32(b, key, -1, (int32) i);
+					else
+						bson_append_int64(b, key, -1, i);
+				}
+				else
+					bson_append_double(b, key, -1, strtod(s, NULL));
+				break;
+			}
+		case jbvBinary:
+			{
+				JsonbContainer *c = v->val.binary.data;
+				bson_t		child;
+
+				if (JsonContainerIsArray(c))
+				{
+					bson_append_array_begin(b, key, -1, &child);
+					jsonb_append_container(&child, c);
+					bson_append_array_end(b, &child);
+				}
+				else if (!append_extended(b, key, c))
+				{
+					bson_append_document_begin(b, key, -1, &child);
+					jsonb_append_container(&child, c);
+					bson_append_document_end(b, &child);
+				}
+				break;
+			}
+		default:
+			elog(ERROR, "qleaf_fdw: unexpected jsonb value type %d", (int) v->type);
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -554,27 +706,10 @@ open_stream(void)
 		}
 		if (def.pipeline != NULL)
 		{
-			char	   *json = psprintf("{\"p\": %s}", def.pipeline);
-			bson_error_t jerr;
-			bson_t	   *wrapped = bson_new_from_json((const uint8_t *) json, -1, &jerr);
-			bson_iter_t it;
+			Jsonb	   *stages = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																	CStringGetDatum(def.pipeline)));
 
-			if (wrapped == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid pipeline of stream \"%s\"", def.name),
-						 errdetail("%s", jerr.message)));
-			if (bson_iter_init_find(&it, wrapped, "p") && BSON_ITER_HOLDS_ARRAY(&it))
-			{
-				const uint8_t *data;
-				uint32_t	len;
-				bson_t		arr;
-
-				bson_iter_array(&it, &len, &data);
-				if (bson_init_static(&arr, data, len))
-					bson_concat(pipeline, &arr);
-			}
-			bson_destroy(wrapped);
+			jsonb_append_container(pipeline, &stages->root);
 		}
 		qleaf_change_stream_watch(cs, def.database, def.collection, pipeline,
 								  opts);

@@ -24,6 +24,7 @@ my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
 my $python = '/usr/bin/python3';
 my $given_uri = $ENV{QLEAF_MONGODB_URI};
 my $db = 'qleaf_tap_streams';
+my ($ret, $out, $err);
 
 my @standins;
 END
@@ -325,6 +326,38 @@ is( $node->safe_psql(
 is(status('lenient', 'state'), 'running', 'the lenient stream runs');
 
 # ---------------------------------------------------------------------
+# A "where" over the changes-table columns, translated to a $match
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres',
+	q{SELECT qleaf.create_stream('paid', server => 'ms', collection => 'payments', "where" => $$operation_type = 'insert' AND full_document->>'status' = 'paid'$$)}
+);
+like(
+	$node->safe_psql('postgres', "SELECT where_stages FROM qleaf.streams WHERE name = 'paid'"),
+	qr/"fullDocument.status": \{"\$in": \["paid"\]/,
+	'the where is translated to a $match');
+ok(wait_state('paid', 'running'), 'the filtered stream runs');
+mongo("d.payments.insert_many([{'_id': 1, 'status': 'open'}, {'_id': 2, 'status': 'paid'}])\n"
+	  . "d.payments.update_one({'_id': 1}, {'\$set': {'status': 'paid'}})\n"
+	  . "d.payments.insert_one({'_id': 3, 'status': 'paid'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'paid' AND document_key->>'_id' = '3'",
+		1),
+	'the filtered stream stores the matching events');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) FROM qleaf.event_store WHERE stream = 'paid'"
+	),
+	'2,3',
+	'only the events the where matches');
+($ret, $out, $err) = $node->psql('postgres',
+	q{SELECT qleaf.create_stream('late', server => 'ms', "where" => $$cluster_time > now() - interval '1 hour'$$)}
+);
+like(
+	$err,
+	qr/stream option "where" must be evaluated entirely by MongoDB/,
+	'a where MongoDB cannot evaluate exactly is refused');
+
+# ---------------------------------------------------------------------
 # Privileges
 # ---------------------------------------------------------------------
 $node->safe_psql(
@@ -347,7 +380,7 @@ ok(wait_state('alice', 'running'), "alice's stream runs");
 is(status('alice', "(SELECT rolname FROM pg_roles r, qleaf.streams s WHERE s.name = 'alice' AND r.oid = s.owner::oid)"),
 	'alice', 'the stream is owned by its creator');
 
-my ($ret, $out, $err) = $node->psql('postgres',
+($ret, $out, $err) = $node->psql('postgres',
 	"SET ROLE bob; SELECT qleaf.pause_stream('alice')");
 like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot pause the stream');
 ($ret, $out, $err) = $node->psql('postgres',
