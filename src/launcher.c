@@ -380,6 +380,9 @@ reconcile(void)
 		slot = &sh->slots[slotno];
 		if (worker_handles[slotno] != NULL)
 			continue;			/* running, or stopping */
+		/* a new definition (alter, resume, reset) starts without delay */
+		if (w->version != slot->version)
+			slot->failures = 0;
 		if (slot->failures > 0 && slot->next_start > now)
 		{
 			long		secs;

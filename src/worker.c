@@ -85,6 +85,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -1310,15 +1311,11 @@ wait_for_notify_queue(void)
 {
 	for (;;)
 	{
+		LOCAL_FCINFO(fcinfo, 0);
 		double		usage;
-		bool		isnull;
 
-		begin_xact("checking the notification queue");
-		if (SPI_execute("SELECT pg_notification_queue_usage()", true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "qleaf_fdw: pg_notification_queue_usage() failed");
-		usage = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
-		commit_xact();
+		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+		usage = DatumGetFloat8(pg_notification_queue_usage(fcinfo));
 		if (usage <= 0.5)
 			return;
 		pgstat_report_activity(STATE_RUNNING, "waiting for listeners to drain the notification queue");
@@ -1338,7 +1335,6 @@ qleaf_stream_worker_main(Datum arg)
 	Oid			dboid;
 	Oid			owner;
 	Batch		batch;
-	int			batches_since_check = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1430,10 +1426,7 @@ qleaf_stream_worker_main(Datum arg)
 		}
 
 		run_maintenance();
-		if (def.channel != NULL && batch.n > 0 && ++batches_since_check >= 1)
-		{
-			batches_since_check = 0;
+		if (def.channel != NULL && batch.n > 0)
 			wait_for_notify_queue();
-		}
 	}
 }
