@@ -82,6 +82,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -819,6 +820,9 @@ collect_batch(Batch *b)
 		bson_t	   *copy;
 
 		CHECK_FOR_INTERRUPTS();
+		/* a getMore waits at most qleaf_fdw.stream_await_ms */
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 		if (!mongoc_change_stream_next(cs->stream, &doc))
 		{
 			if (mongoc_change_stream_error_document(cs->stream, &b->error, &reply))
