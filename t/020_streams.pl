@@ -191,6 +191,26 @@ ok( wait_count(
 		1),
 	'an event written while paused arrives after resume');
 
+# a worker that dies is restarted by the launcher and goes on from its token
+my $pid_killed = status('inv', 'pid');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid_killed)");
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT pid IS NOT NULL AND pid <> $pid_killed AND state = 'running' AND restarts = 1 FROM qleaf.stream_status WHERE stream = 'inv'"
+	),
+	'a terminated worker is restarted, and counted');
+mongo("d.inventory.insert_one({'_id': 103, 'sku': 'after restart'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '103'",
+		1),
+	'events after the restart arrive');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) = count(DISTINCT resume_token) FROM qleaf.event_store WHERE stream = 'inv'"
+	),
+	't',
+	'no event twice after the restart');
+
 my $pid_before = status('inv', 'pid');
 $node->safe_psql('postgres',
 	q{SELECT qleaf.alter_stream('inv', pipeline => '[{"$match": {"fullDocument.sku": {"$ne": "skip me"}}}]', payload => 'key')}
