@@ -1085,12 +1085,13 @@ store_range(Batch *b, int from, int to, const char *token, const char *state,
 	slot->state = QLEAF_RUN_RUNNING;
 	slot->failures = 0;
 	LWLockRelease(qleaf_stream_shared->lock);
-	if (token)
+	if (token && (def.token == NULL || strcmp(token, def.token) != 0))
 	{
-		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+		char	   *prev = def.token;
 
-		def.token = pstrdup(token);
-		MemoryContextSwitchTo(old);
+		def.token = MemoryContextStrdup(worker_cxt, token);
+		if (prev)
+			pfree(prev);
 	}
 	if (n > 0 && def.refresh_views != NIL)
 		refresh_pending = true;
