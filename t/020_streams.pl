@@ -378,6 +378,57 @@ like(
 	'a where MongoDB cannot evaluate exactly is refused');
 
 # ---------------------------------------------------------------------
+# Projections: a read model kept by a trigger, a materialized view
+# refreshed by the stream, retention
+# ---------------------------------------------------------------------
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE proj_events (LIKE qleaf.event_store INCLUDING ALL);
+	CREATE TABLE stock (sku text PRIMARY KEY, level int);
+	CREATE FUNCTION stock_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  IF NEW.operation_type IN ('insert', 'update', 'replace') THEN
+	    INSERT INTO stock VALUES (NEW.full_document->>'_id', (NEW.full_document->>'level')::int)
+	    ON CONFLICT (sku) DO UPDATE SET level = EXCLUDED.level;
+	  ELSIF NEW.operation_type = 'delete' THEN
+	    DELETE FROM stock WHERE sku = NEW.document_key->>'_id';
+	  END IF;
+	  RETURN NEW;
+	END $$;
+	CREATE TRIGGER stock_apply AFTER INSERT ON proj_events
+	  FOR EACH ROW EXECUTE FUNCTION stock_apply();
+	CREATE MATERIALIZED VIEW last_level AS
+	  SELECT DISTINCT ON (document_key) document_key->>'_id' AS sku,
+	         full_document->>'level' AS level
+	  FROM proj_events WHERE operation_type <> 'delete'
+	  ORDER BY document_key, id DESC;
+	CREATE UNIQUE INDEX ON last_level (sku);
+	SELECT qleaf.create_stream('proj', server => 'ms', collection => 'stock',
+	                           event_table => 'proj_events', refresh_views => '{last_level}');
+	SELECT qleaf.create_stream('short', server => 'ms', collection => 'short',
+	                           retention => '1 second');
+});
+ok(wait_state('proj', 'running') && wait_state('short', 'running'),
+	'the projection streams run');
+mongo("d.stock.insert_many([{'_id': 'a', 'level': 5}, {'_id': 'b', 'level': 7}])\n"
+	  . "d.stock.update_one({'_id': 'a'}, {'\$set': {'level': 4}})\n"
+	  . "d.stock.delete_one({'_id': 'b'})\n"
+	  . "d.short.insert_one({'_id': 1})");
+ok( wait_count("SELECT count(*) FROM proj_events WHERE operation_type = 'delete'", 1),
+	'the projection stream stores its events');
+is($node->safe_psql('postgres', 'SELECT string_agg(sku || level, \',\' ORDER BY sku) FROM stock'),
+	'a4', 'the trigger keeps the read model');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT string_agg(sku || level, ',' ORDER BY sku) = 'a4,b7' FROM last_level"),
+	'the stream refreshes the materialized view');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 0 FROM qleaf.event_store WHERE stream = 'short'"),
+	'retention deletes old events');
+is(status('short', 'events_total'), '1', 'the deleted event was stored first');
+
+# ---------------------------------------------------------------------
 # Privileges
 # ---------------------------------------------------------------------
 $node->safe_psql(
