@@ -380,6 +380,8 @@ reconcile(void)
 		slot = &sh->slots[slotno];
 		if (worker_handles[slotno] != NULL)
 			continue;			/* running, or stopping */
+		if (slot->pid != 0)
+			continue;			/* an earlier launcher's worker, ending */
 		/* a new definition (alter, resume, reset) starts without delay */
 		if (w->version != slot->version)
 			slot->failures = 0;
