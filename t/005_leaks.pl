@@ -147,6 +147,9 @@ LANGUAGE sql AS \$\$
          (SELECT count(*) FROM pg_backend_memory_contexts
           WHERE name IN ('qleaf_fdw scan', 'qleaf_fdw count'))
 \$\$;
+-- count(*) and sum() must scan every document (and fail at a getMore),
+-- not come back from MongoDB as one pushed \$group.
+SET qleaf_fdw.enable_aggregate_pushdown = off;
 SELECT pg_backend_pid() AS pid \\gset
 \\echo PID :pid
 SELECT count(*) AS n FROM numbers \\gset
