@@ -320,6 +320,35 @@ error_text(ErrorData *edata)
 	return pstrdup(edata->message);
 }
 
+/*
+ * In a PG_CATCH block: the error, copied into cxt, with the error state
+ * flushed and the transaction aborted.
+ */
+static ErrorData *
+catch_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	return edata;
+}
+
+/* In a PG_CATCH block of a maintenance task: log the error and keep it. */
+static void
+maintenance_failed(const char *what)
+{
+	ErrorData  *edata = catch_error(batch_cxt);
+
+	ereport(LOG,
+			(errmsg("stream \"%s\" could not %s: %s",
+					def.name, what, error_text(edata))));
+	qleaf_stream_set_error(slot, error_text(edata));
+	FreeErrorData(edata);
+}
+
 /* ----------------------------------------------------------------
  *		The definition
  * ----------------------------------------------------------------
@@ -720,12 +749,8 @@ open_stream(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = catch_error(worker_cxt);
 
-		MemoryContextSwitchTo(worker_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		cs = NULL;
 		MemoryContextReset(stream_cxt);
 		ereport(LOG,
@@ -1116,12 +1141,8 @@ try_store(Batch *b, int from, int to, const char *token, const char *state,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = catch_error(batch_cxt);
 
-		MemoryContextSwitchTo(batch_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		err = error_text(edata);
 		FreeErrorData(edata);
 		ereport(LOG,
@@ -1241,17 +1262,7 @@ run_maintenance(void)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(batch_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(LOG,
-					(errmsg("stream \"%s\" could not refresh its views: %s",
-							def.name, error_text(edata))));
-			qleaf_stream_set_error(slot, error_text(edata));
-			FreeErrorData(edata);
+			maintenance_failed("refresh its views");
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(oldcxt);
@@ -1293,17 +1304,7 @@ run_maintenance(void)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(batch_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(LOG,
-					(errmsg("stream \"%s\" could not delete old events: %s",
-							def.name, error_text(edata))));
-			qleaf_stream_set_error(slot, error_text(edata));
-			FreeErrorData(edata);
+			maintenance_failed("delete old events");
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(oldcxt);
