@@ -23,7 +23,7 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from . import cursors, storage, wire
+from . import cursors, mongos, storage, wire
 from . import lookup  # noqa: F401  ($lookup with let and pipeline)
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
@@ -133,6 +133,8 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
         if server.auth is not None and not conn.user and name not in NO_AUTH:
             raise CommandError(*E.UNAUTHORIZED,
                                "Command %s requires authentication" % name)
+        if server.mongos:
+            mongos.check(ctx)
         if name in ("hello", "isMaster", "ismaster") and isinstance(body.get("client"), dict):
             # the handshake's metadata names the application before any fail
             # point with an appName looks at it
@@ -167,6 +169,13 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
                 reply.setdefault("errorLabels", []).extend(extra_wce["errorLabels"])
         if reply is None:
             return None
+        if server.mongos:
+            token = mongos.recovery_token(ctx)
+            if token is not None:
+                if isinstance(reply, RawReply):
+                    reply.parts.append(cursors.encoded_elements({"recoveryToken": token}))
+                else:
+                    reply["recoveryToken"] = token
         return envelope(server, reply, ctx.op_time)
     except CommandError as e:
         if server.log_fh is not None:
@@ -413,6 +422,10 @@ def cmd_hello(ctx):
         app = body["client"].get("application")
         if isinstance(app, dict):
             conn.app_name = app.get("name")
+    if server.mongos:
+        reply = mongos.hello(ctx, ctx.name, MAX_WIRE_VERSION)
+        _hello_auth(ctx, reply)
+        return reply
     me = "%s:%d" % (server.host, server.port)
     ts = server.oplog.cluster_time()
     wall = datetime.datetime.utcnow()
@@ -446,6 +459,14 @@ def cmd_hello(ctx):
         "readOnly": False,
         "ok": 1.0,
     })
+    _hello_auth(ctx, reply)
+    return reply
+
+
+def _hello_auth(ctx, reply):
+    server = ctx.server
+    body = ctx.body
+    conn = ctx.conn
     if server.auth is not None:
         mechs = body.get("saslSupportedMechs")
         if isinstance(mechs, str):
@@ -1382,6 +1403,8 @@ def cmd_aggregate(ctx):
             raise CommandError(*E.NAMESPACE_NOT_FOUND,
                                "Unable to retrieve count in $collStats stage :: caused "
                                "by :: Collection [%s] not found." % ns)
+        if ctx.server.mongos:
+            info = mongos.coll_stats_stage(ctx.server, info)
         return _run_pipeline_docs(ctx, ns, [info], stages[1:], batch_size)
     for st in stages[1:]:
         if "$collStats" in st:
@@ -1680,12 +1703,15 @@ def cmd_coll_stats(ctx):
     size = sum(len(storage.raw_of(p)) for p in c.docs.values())
     n = len(c.docs)
     scale = _int(ctx.body, "scale", 1, 1)
-    return {"ns": c.ns, "size": size // scale, "count": n,
-            "avgObjSize": size // n if n else 0, "storageSize": size // scale,
-            "freeStorageSize": 0, "capped": bool(c.options.get("capped")),
-            "nindexes": len(c.indexes), "totalIndexSize": 0,
-            "indexSizes": {i["name"]: 0 for i in c.indexes},
-            "totalSize": size // scale, "scaleFactor": scale, "ok": 1.0}
+    reply = {"ns": c.ns, "size": size // scale, "count": n,
+             "avgObjSize": size // n if n else 0, "storageSize": size // scale,
+             "freeStorageSize": 0, "capped": bool(c.options.get("capped")),
+             "nindexes": len(c.indexes), "totalIndexSize": 0,
+             "indexSizes": {i["name"]: 0 for i in c.indexes},
+             "totalSize": size // scale, "scaleFactor": scale, "ok": 1.0}
+    if ctx.server.mongos:
+        return mongos.coll_stats(ctx.server, reply)
+    return reply
 
 
 def cmd_db_stats(ctx):

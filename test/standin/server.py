@@ -94,7 +94,8 @@ class Connection:
 
 class Server:
     def __init__(self, host, port, replset="rs0", dbpath=None,
-                 oplog_size=DEFAULT_OPLOG_EVENTS, auth=None, log_file=None):
+                 oplog_size=DEFAULT_OPLOG_EVENTS, auth=None, log_file=None,
+                 mongos=False):
         self.bind_host = host
         # hello's hosts / me / primary: the address clients use
         self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
@@ -102,6 +103,7 @@ class Server:
         self.replset = replset
         self.dbpath = dbpath
         self.auth = auth
+        self.mongos = mongos      # answer as a mongos router (mongos.py)
         self.process_id = ObjectId()
         self.log_fh = open(log_file, "a", buffering=1) if log_file else None
         self.store = storage.Store()
@@ -273,6 +275,9 @@ def parse_args(argv):
     ap.add_argument("--auth", metavar="USER:PASSWORD",
                     help="require SCRAM-SHA-256 authentication as this user")
     ap.add_argument("--log", metavar="FILE", help="append a log to FILE")
+    ap.add_argument("--mongos", action="store_true",
+                    help="answer as a mongos router in front of one shard (the replica "
+                    "set named by --replset)")
     return ap.parse_args(argv)
 
 
@@ -292,7 +297,7 @@ def main(argv=None):
     if args.dbpath:
         os.makedirs(args.dbpath, exist_ok=True)
     server = Server(args.host, args.port, args.replset, args.dbpath, args.oplog_size,
-                    auth, args.log)
+                    auth, args.log, args.mongos)
 
     def on_signal(signum, frame):
         raise SystemExit(0)
@@ -311,8 +316,9 @@ def main(argv=None):
             sys.stderr.write("mongo-standin: cannot listen on %s:%d: %s\n"
                              % (args.host, args.port, e.strerror or e))
             return 1
-        server.log("listening on %s:%d, replica set %s" % (args.host, server.port,
-                                                           args.replset))
+        server.log("listening on %s:%d, %s %s" % (
+            args.host, server.port, "mongos of one shard" if args.mongos else "replica set",
+            args.replset))
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         server.serve_forever()

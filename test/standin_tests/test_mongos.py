@@ -1,0 +1,203 @@
+"""--mongos: the stand-in as a mongos router in front of one shard.
+
+Each test checks what a client of a real mongos sees: the handshake that
+makes drivers type the server Mongos (server discovery and monitoring
+spec), the commands mongos refuses, the collStats / $collStats shapes of
+an unsharded collection, change streams and transactions through the
+router.  With QLEAF_MONGOS_URI set (a real mongos), the tests run against
+it instead; with only QLEAF_MONGODB_URI set they are skipped (a replica set
+is no router).
+"""
+import os
+import uuid
+
+import pymongo
+import pytest
+from bson import SON, Timestamp
+from pymongo.errors import OperationFailure
+from pymongo.server_type import SERVER_TYPE
+from pymongo.topology_description import TOPOLOGY_TYPE
+
+from conftest import EXTERNAL_URI, CommandRecorder, RawChangeStream, raw_command
+
+MONGOS_URI = os.environ.get("QLEAF_MONGOS_URI") or None
+
+
+@pytest.fixture
+def router(request, tmp_path):
+    """(uri, address) of a mongos: QLEAF_MONGOS_URI or a --mongos stand-in."""
+    if MONGOS_URI:
+        c = pymongo.MongoClient(MONGOS_URI, serverSelectionTimeoutMS=10000)
+        c.admin.command("ping")
+        addr = c.address
+        c.close()
+        yield MONGOS_URI, addr
+        return
+    if EXTERNAL_URI:
+        pytest.skip("QLEAF_MONGODB_URI names a replica set, not a mongos; set "
+                    "QLEAF_MONGOS_URI to run these tests against a real router")
+    from conftest import Standin
+    server = Standin(dbpath=tmp_path / "db", extra=["--mongos"])
+    (tmp_path / "db").mkdir()
+    server.start()
+    try:
+        yield "mongodb://127.0.0.1:%d/" % server.port, ("127.0.0.1", server.port)
+    finally:
+        assert server.terminate() == 0
+
+
+@pytest.fixture
+def mclient(router):
+    c = pymongo.MongoClient(router[0], serverSelectionTimeoutMS=10000)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def mdb(mclient):
+    name = "mongos_" + uuid.uuid4().hex[:12]
+    yield mclient[name]
+    mclient.drop_database(name)
+
+
+def test_hello_is_a_router(router):
+    reply = raw_command(router[1], {"hello": 1, "$db": "admin"})
+    assert reply["ok"] == 1
+    assert reply["isWritablePrimary"] is True
+    assert reply["msg"] == "isdbgrid"
+    for absent in ("setName", "hosts", "primary", "me", "secondary", "electionId",
+                   "setVersion", "lastWrite", "ismaster"):
+        assert absent not in reply, absent
+    assert set(reply["topologyVersion"]) == {"processId", "counter"}
+    assert isinstance(reply["operationTime"], Timestamp)
+    assert reply["$clusterTime"]["clusterTime"] >= reply["operationTime"]
+    assert reply["maxWireVersion"] >= 17
+    legacy = raw_command(router[1], {"isMaster": 1, "$db": "admin"})
+    assert legacy["ismaster"] is True and legacy["msg"] == "isdbgrid"
+    assert "isWritablePrimary" not in legacy
+
+
+def test_drivers_see_a_mongos(router):
+    # one seed, no replicaSet: a direct (Single) connection to a Mongos
+    c = pymongo.MongoClient(router[0], serverSelectionTimeoutMS=10000)
+    try:
+        c.admin.command("ping")
+        sd = c._topology.description.server_descriptions()[c.address]
+        assert sd.server_type == SERVER_TYPE.Mongos
+    finally:
+        c.close()
+    # directConnection=false: discovery makes the topology Sharded
+    sep = "&" if "?" in router[0] else "?"
+    c = pymongo.MongoClient(router[0] + sep + "directConnection=false",
+                            serverSelectionTimeoutMS=10000)
+    try:
+        c.admin.command("ping")
+        assert c._topology.description.topology_type == TOPOLOGY_TYPE.Sharded
+    finally:
+        c.close()
+
+
+def test_replica_set_commands_and_local_fail_as_on_mongos(mclient):
+    with pytest.raises(OperationFailure) as e:
+        mclient.admin.command("replSetGetStatus")
+    assert e.value.code == 59                       # CommandNotFound
+    with pytest.raises(OperationFailure) as e:
+        list(mclient.local["oplog.rs"].find().limit(1))
+    assert e.value.code == 20                       # IllegalOperation
+    assert "through mongos" in str(e.value)
+    with pytest.raises(OperationFailure) as e:
+        mclient.local.command("collStats", "oplog.rs")
+    assert e.value.code == 20
+
+
+def test_coll_stats_of_an_unsharded_collection(mdb):
+    mdb.c.insert_many([{"_id": i, "pad": "x" * (10 + i)} for i in range(10)])
+    mdb.c.create_index("pad")
+    st = mdb.command("collStats", "c")
+    assert st["sharded"] is False
+    shard = st["primary"]
+    assert isinstance(shard, str) and shard
+    assert list(st["shards"]) == [shard]
+    assert st["count"] == 10 and st["shards"][shard]["count"] == 10
+    assert st["nindexes"] == 2
+    assert set(st["indexSizes"]) == {"_id_", "pad_1"}
+    # the router computes the average itself, as a double
+    assert isinstance(st["avgObjSize"], float)
+    assert abs(st["avgObjSize"] * 10 - st["size"]) < 10
+    assert st["ns"] == mdb.name + ".c"
+    assert "nchunks" in st
+    # the stage: one document per shard, naming it
+    docs = list(mdb.c.aggregate([{"$collStats": {"count": {},
+                                                 "storageStats": {}}}]))
+    assert len(docs) == 1
+    assert docs[0]["shard"] == shard
+    assert docs[0]["count"] == 10
+    assert docs[0]["storageStats"]["count"] == 10
+
+
+def test_change_stream_through_the_router(mclient, mdb):
+    mdb.create_collection("c")
+    with RawChangeStream(mclient, mdb.name, "c") as cs:
+        assert cs.pbrt is not None and "_data" in cs.pbrt
+        mdb.c.insert_one({"_id": 1, "v": 1})
+        mdb.c.update_one({"_id": 1}, {"$set": {"v": 2}})
+        mdb.c.delete_one({"_id": 1})
+        ev = cs.collect(3)
+        assert [e["operationType"] for e in ev] == ["insert", "update", "delete"]
+        assert ev[0]["ns"] == {"db": mdb.name, "coll": "c"}
+        assert ev[0]["documentKey"] == {"_id": 1}
+        assert ev[0]["fullDocument"] == {"_id": 1, "v": 1}
+        assert ev[1]["updateDescription"]["updatedFields"] == {"v": 2}
+        assert all(isinstance(e["clusterTime"], Timestamp) for e in ev)
+        assert all("_data" in e["_id"] for e in ev)
+        assert cs.pbrt is not None
+        # resuming after the first event gives the other two
+        with RawChangeStream(mclient, mdb.name, "c",
+                             spec={"resumeAfter": ev[0]["_id"]}) as again:
+            assert [e["operationType"] for e in again.collect(2)] == \
+                ["update", "delete"]
+
+
+def test_transaction_through_the_router(router, mdb):
+    listener = CommandRecorder()
+    sep = "&" if "?" in router[0] else "?"
+    c = pymongo.MongoClient(router[0] + sep + "directConnection=false",
+                            serverSelectionTimeoutMS=10000,
+                            event_listeners=[listener])
+    try:
+        coll = c[mdb.name].t
+        coll.insert_one({"_id": 0})
+        listener.clear()
+        with c.start_session() as s:
+            s.start_transaction()
+            assert coll.find_one({"_id": 0}, session=s) == {"_id": 0}
+            coll.insert_one({"_id": 1}, session=s)
+            coll.insert_one({"_id": 2}, session=s)
+            assert coll.count_documents({}) == 1         # not yet visible
+            s.commit_transaction()
+        assert sorted(d["_id"] for d in coll.find()) == [0, 1, 2]
+        # replies in the transaction carry a recoveryToken; it names the
+        # shard once the transaction wrote
+        find = [r for r in listener.replies("find") if "recoveryToken" in r]
+        assert find and "recoveryShardId" not in find[0]["recoveryToken"]
+        inserts = listener.replies("insert")
+        assert inserts and all("recoveryShardId" in r["recoveryToken"] for r in inserts)
+        commit = listener.replies("commitTransaction")
+        assert commit and "recoveryShardId" in commit[0]["recoveryToken"]
+        # outside a transaction there is none
+        assert all("recoveryToken" not in r for r in listener.replies("aggregate"))
+        with c.start_session() as s:
+            s.start_transaction()
+            coll.insert_one({"_id": 3}, session=s)
+            s.abort_transaction()
+        assert coll.count_documents({"_id": 3}) == 0
+    finally:
+        c.close()
+
+
+def test_writes_and_reads_reach_the_shard(mclient, mdb):
+    mdb.c.insert_many([{"_id": i, "g": i % 3} for i in range(30)])
+    got = list(mdb.c.aggregate([{"$match": {"g": 1}}, {"$sort": {"_id": 1}},
+                                {"$project": SON([("_id", 1)])}]))
+    assert [d["_id"] for d in got] == list(range(1, 30, 3))
+    assert [ix["name"] for ix in mdb.c.list_indexes()] == ["_id_"]
