@@ -186,6 +186,31 @@ like($err, qr/duplicate key|E11000/, 'a duplicate key fails the transaction');
 is(mongo("print(d.ledger.count_documents({}))"),
 	'2', 'the failed transaction wrote nothing');
 
+# The same through libmongoc's sharded topology: with directConnection
+# false, the driver discovers the router instead of connecting directly,
+# as with a uri that names several routers.
+my $sdam_uri = $uri . ($uri =~ /\?/ ? '&' : '?') . 'directConnection=false';
+$node->safe_psql(
+	'postgres', qq{
+	CREATE SERVER routers FOREIGN DATA WRAPPER qleaf_fdw
+	  OPTIONS (uri '$sdam_uri', database '$db');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER routers;
+	CREATE FOREIGN TABLE ledger_routed (_id int, v text) SERVER routers
+	  OPTIONS (collection 'ledger_routed');
+	CREATE FOREIGN TABLE orders_routed (_id int, status text, amount int) SERVER routers
+	  OPTIONS (collection 'orders');
+});
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM orders_routed WHERE status = 'shipped'"),
+	'100',
+	'a scan through the discovered router');
+$node->safe_psql('postgres',
+	"BEGIN; INSERT INTO ledger_routed VALUES (1, 'x'), (2, 'y'); DELETE FROM ledger_routed WHERE _id = 2; COMMIT;"
+);
+is(mongo("print([x['_id'] for x in d.ledger_routed.find()])"),
+	'[1]', 'a transaction through the discovered router');
+
 # ---------------------------------------------------------------------
 # A changes table through the router
 # ---------------------------------------------------------------------
