@@ -1,0 +1,95 @@
+--
+-- Statements of README.md and docs/ that no other test file checks: the
+-- upgrade path, every setting with its default, the cost options'
+-- defaults, the streams' SQL surface (function defaults, tables, views,
+-- privileges) and a Troubleshooting message.
+--
+\getenv uri QLEAF_MONGODB_URI
+
+-- install.md, Upgrading: 0.1 is the only version, there is no update path
+-- yet, and only a superuser may create the extension
+SELECT name, version, installed, superuser, trusted, relocatable
+FROM pg_available_extension_versions WHERE name = 'qleaf_fdw';
+SELECT count(*) AS update_paths FROM pg_extension_update_paths('qleaf_fdw')
+WHERE path IS NOT NULL;
+ALTER EXTENSION qleaf_fdw UPDATE;
+ALTER EXTENSION qleaf_fdw UPDATE TO '0.2';
+
+-- README Settings and Streams settings: every qleaf_fdw setting, its
+-- default, and which need a restart (postmaster)
+SELECT name, boot_val, unit, context FROM pg_settings
+WHERE name LIKE 'qleaf_fdw.%' ORDER BY name;
+
+-- Options: fdw_startup_cost and fdw_tuple_cost default to 100 and 0.01: a
+-- table without them costs what a table with those values costs, and
+-- other values change the cost
+\! /usr/bin/python3 test/fixtures/load.py options
+CREATE SERVER claims_srv FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (uri :'uri', database 'qleaf_regress_options');
+CREATE USER MAPPING FOR CURRENT_USER SERVER claims_srv;
+CREATE FOREIGN TABLE widgets_default (_id int, name text)
+  SERVER claims_srv OPTIONS (collection 'widgets');
+CREATE FOREIGN TABLE widgets_explicit (_id int, name text)
+  SERVER claims_srv OPTIONS (collection 'widgets', fdw_startup_cost '100',
+                             fdw_tuple_cost '0.01');
+CREATE FOREIGN TABLE widgets_other (_id int, name text)
+  SERVER claims_srv OPTIONS (collection 'widgets', fdw_startup_cost '7',
+                             fdw_tuple_cost '3');
+CREATE FUNCTION plan_costs(tbl text, OUT startup float8, OUT total float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  plan json;
+BEGIN
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM %I', tbl) INTO plan;
+  startup := plan->0->'Plan'->>'Startup Cost';
+  total := plan->0->'Plan'->>'Total Cost';
+END
+$$;
+SELECT d = e AS defaults_are_100_and_001, d <> o AS other_values_differ
+FROM plan_costs('widgets_default') d, plan_costs('widgets_explicit') e,
+     plan_costs('widgets_other') o;
+SELECT * FROM widgets_default ORDER BY _id;
+
+-- Troubleshooting: a server without "uri" is refused at the first query
+CREATE SERVER claims_nouri FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (database 'qleaf_regress_options');
+CREATE USER MAPPING FOR CURRENT_USER SERVER claims_nouri;
+CREATE FOREIGN TABLE nouri (_id int) SERVER claims_nouri;
+SELECT * FROM nouri;
+
+-- Streams: defined in qleaf_fdw.database only (this is another database)
+SELECT current_setting('qleaf_fdw.database') <> current_database() AS elsewhere;
+\set VERBOSITY terse
+SELECT qleaf.create_stream('claims', server => 'claims_srv');
+\set VERBOSITY default
+
+-- Streams: the defaults of create_stream's options, and reset_stream's
+-- arguments
+SELECT regexp_split_to_table(pg_get_function_arguments('qleaf.create_stream'::regproc),
+                             ', ') AS create_stream;
+SELECT regexp_split_to_table(pg_get_function_arguments('qleaf.reset_stream'::regproc),
+                             ', ') AS reset_stream;
+
+-- Event tables: the columns, types and indexes of qleaf.event_store, the
+-- dead letters' columns, and stream_status's columns
+\d qleaf.event_store
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'qleaf.dead_letter'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'qleaf.stream_status'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- Privileges: everyone may read the stream definitions, states and
+-- status; qleaf.event_store and qleaf.dead_letter grant nothing to PUBLIC
+CREATE ROLE claims_nobody;
+SELECT c.relname,
+       has_table_privilege('claims_nobody', c.oid, 'SELECT') AS can_select,
+       has_table_privilege('claims_nobody', c.oid, 'INSERT, UPDATE, DELETE') AS can_write
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'qleaf' AND c.relkind IN ('r', 'v')
+ORDER BY c.relname;
+DROP ROLE claims_nobody;
+
+SET client_min_messages = warning;
+DROP SERVER claims_srv, claims_nouri CASCADE;
+RESET client_min_messages;
+DROP FUNCTION plan_costs;
