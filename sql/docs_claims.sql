@@ -50,6 +50,49 @@ FROM plan_costs('widgets_default') d, plan_costs('widgets_explicit') e,
      plan_costs('widgets_other') o;
 SELECT * FROM widgets_default ORDER BY _id;
 
+-- Pushdown: conditions on real (it rounds the doubles it reads) and on
+-- numeric(p,s) (it rounds values) stay local, and so does a user-defined
+-- operator (its function is PL/pgSQL, so that the planner cannot inline
+-- it), each with its reason
+CREATE FOREIGN TABLE widgets_sizes (
+  _id int,
+  size_real real OPTIONS (field 'spec.size'),
+  size_num numeric(4,1) OPTIONS (field 'spec.size')
+) SERVER claims_srv OPTIONS (collection 'widgets');
+CREATE FUNCTION claims_same(int, int) RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 = $2; END';
+CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = claims_same);
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM widgets_sizes WHERE size_real = 3;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM widgets_sizes WHERE size_num = 3;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id FROM widgets_sizes WHERE _id === 2;
+SELECT _id FROM widgets_sizes WHERE size_real = 3;
+SELECT _id FROM widgets_sizes WHERE size_num = 5;
+SELECT _id FROM widgets_sizes WHERE _id === 2;
+DROP OPERATOR === (int, int);
+DROP FUNCTION claims_same;
+
+-- Options, uri: a URI without connectTimeoutMS and serverSelectionTimeoutMS
+-- gives up on a server that accepts connections but never answers after
+-- about 5 seconds (libmongoc's own defaults are 10 s and 30 s)
+\set silent_port `/usr/bin/python3 test/silent_server.py 30`
+\set silent_uri 'mongodb://127.0.0.1:' :silent_port '/'
+CREATE SERVER claims_silent FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (uri :'silent_uri', database 'qleaf_regress_options');
+CREATE USER MAPPING FOR CURRENT_USER SERVER claims_silent;
+CREATE FOREIGN TABLE silent_widgets (_id int)
+  SERVER claims_silent OPTIONS (collection 'widgets');
+DO $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  PERFORM * FROM silent_widgets;
+  RAISE NOTICE 'the silent server answered';
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'SQLSTATE %, after 4 to 9.5 seconds: %', SQLSTATE,
+    clock_timestamp() - t0 BETWEEN interval '4 s' AND interval '9.5 s';
+END
+$$;
+
 -- Troubleshooting: a server without "uri" is refused at the first query
 CREATE SERVER claims_nouri FOREIGN DATA WRAPPER qleaf_fdw
   OPTIONS (database 'qleaf_regress_options');
@@ -90,6 +133,6 @@ ORDER BY c.relname;
 DROP ROLE claims_nobody;
 
 SET client_min_messages = warning;
-DROP SERVER claims_srv, claims_nouri CASCADE;
+DROP SERVER claims_srv, claims_nouri, claims_silent CASCADE;
 RESET client_min_messages;
 DROP FUNCTION plan_costs;

@@ -221,6 +221,9 @@ CREATE FOREIGN TABLE t_dom (_id int, ok small_pos, v small_pos)
   SERVER types_srv OPTIONS (collection 'dom');
 SELECT _id, ok FROM t_dom ORDER BY _id;
 SELECT v FROM t_dom;
+-- with on_conversion_error 'null' too: the value converts, the domain refuses it
+ALTER FOREIGN TABLE t_dom OPTIONS (ADD on_conversion_error 'null');
+SELECT v FROM t_dom;
 
 -- a column type qleaf_fdw cannot map
 CREATE TYPE pair AS (a int, b int);

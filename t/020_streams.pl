@@ -520,6 +520,26 @@ like(
 	$err,
 	qr/qleaf_fdw streams need qleaf_fdw to be loaded via "shared_preload_libraries".*HINT:  Add qleaf_fdw to shared_preload_libraries/s,
 	'without preloading, create_stream says so with a hint');
+
+# foreign tables and changes tables need no preloading
+$plain->safe_psql(
+	'postgres', qq{
+	CREATE SERVER plain_ms FOREIGN DATA WRAPPER qleaf_fdw
+	  OPTIONS (uri '$uri', database '$db');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER plain_ms;
+	CREATE FOREIGN TABLE plain_items (_id int)
+	  SERVER plain_ms OPTIONS (collection 'items');
+	CREATE FOREIGN TABLE plain_changes (operation_type text, collection text)
+	  SERVER plain_ms OPTIONS (changes 'true');
+});
+is($plain->safe_psql('postgres', 'SELECT count(*) > 0 FROM plain_items'),
+	't', 'without preloading, a foreign table reads');
+is( $plain->safe_psql(
+		'postgres',
+		"SELECT count(*) > 0 FROM plain_changes WHERE operation_type = 'insert' AND collection = 'items'"
+	),
+	't',
+	'without preloading, a changes table reads');
 $plain->stop;
 
 done_testing();
