@@ -121,6 +121,29 @@ WHERE attrelid = 'qleaf.dead_letter'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 WHERE attrelid = 'qleaf.stream_status'::regclass AND attnum > 0 ORDER BY attnum;
 
+-- docs/streams.md, the alert query: test/seed_stream_health.sql's view over
+-- rows made up as stream_status would show them, one per health (and one
+-- healthy stream at each threshold, which raises nothing)
+CREATE TABLE claims_status AS SELECT * FROM qleaf.stream_status WITH NO DATA;
+\! sed 's/qleaf\.stream_status/claims_status/' test/seed_stream_health.sql > results/docs_claims_health.sql
+\set ECHO none
+\i results/docs_claims_health.sql
+\set ECHO all
+INSERT INTO claims_status (stream, state, last_event_cluster_time, lag, events_total,
+                           errors_total, restarts, last_error)
+VALUES ('s_down', 'failed', now(), '1 s', 1, 0, 0, 'permission denied'),
+       ('s_lost', 'history_lost', now(), '1 s', 1, 0, 0, NULL),
+       ('s_stopped', 'stopped', now(), '1 s', 1, 0, 0, NULL),
+       ('s_paused', 'paused', now(), '1 s', 1, 0, 0, NULL),
+       ('s_never', 'running', NULL, NULL, 0, 0, 0, NULL),
+       ('s_stalled', 'running', now() - interval '10 minutes', '10 minutes', 1, 0, 0, NULL),
+       ('s_errors', 'running', now(), '1 s', 1, 6, 0, NULL),
+       ('s_unstable', 'running', now(), '1 s', 1, 0, 4, NULL),
+       ('s_healthy', 'running', now(), '5 minutes', 1, 5, 3, NULL);
+SELECT stream, state, health_status, severity, message FROM stream_health_alerts;
+DROP VIEW stream_health_alerts;
+DROP TABLE claims_status;
+
 -- Privileges: everyone may read the stream definitions, states and
 -- status; qleaf.event_store and qleaf.dead_letter grant nothing to PUBLIC
 CREATE ROLE claims_nobody;

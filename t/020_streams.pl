@@ -164,6 +164,8 @@ like(
 
 is(status('inv', 'events_total >= 52 AND batches_total >= 1 AND last_event_cluster_time IS NOT NULL AND resume_token IS NOT NULL'),
 	't', 'stream_status counts events and shows the position');
+is(status('inv', 'started_at IS NOT NULL AND last_batch_at >= started_at AND lag IS NOT NULL AND events_behind IS NULL'),
+	't', 'stream_status shows when the worker started and last committed');
 
 # the health query of README
 is( $node->safe_psql(
@@ -241,6 +243,29 @@ like(
 	$notes,
 	qr/payload "\{"stream": "inv", "id": \d+, "op": "insert", "db": "$db", "coll": "inventory", "key": \{"_id": 102\}\}"/,
 	'payload key omits the document after the alter');
+$pid_before = status('inv', 'pid');
+$node->safe_psql('postgres', "SELECT qleaf.alter_stream('inv', payload => 'reference')");
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT pid IS NOT NULL AND pid <> $pid_before AND state = 'running' FROM qleaf.stream_status WHERE stream = 'inv'"
+	),
+	'a second alter restarts the worker');
+mongo("d.inventory.insert_one({'_id': 104, 'sku': 'by reference'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '104'",
+		1),
+	'events after the second alter arrive');
+my $ref_id = $node->safe_psql('postgres',
+	"SELECT id FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '104'");
+$notes = '';
+for (my $i = 0; $i < 100 && $notes !~ /"id": $ref_id\}/; $i++)
+{
+	$notes .= $listener->query_safe('SELECT 1');
+}
+like(
+	$notes,
+	qr/payload "\{"stream": "inv", "id": $ref_id\}"/,
+	'payload reference names the stream and the row only');
 
 # ---------------------------------------------------------------------
 # Faults: a resumable error is resumed; 286 stops the stream until reset
@@ -273,6 +298,7 @@ mongo(
 mongo("d.inventory.insert_one({'_id': 300})");
 ok(wait_state('inv', 'history_lost'), '286 puts the stream in history_lost');
 like(status('inv', 'last_error'), qr/history is lost/, 'history_lost names the cause');
+is(status('inv', 'last_error_at IS NOT NULL'), 't', 'and says when');
 is(status('inv', 'pid IS NULL'), 't', 'no worker after history_lost');
 $node->safe_psql('postgres', "SELECT qleaf.reset_stream('inv')");
 ok(wait_state('inv', 'running'), 'reset starts the stream again');
@@ -460,6 +486,11 @@ like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot alter the st
 ($ret, $out, $err) = $node->psql('postgres',
 	"SET ROLE bob; SELECT qleaf.drop_stream('alice')");
 like($err, qr/must be owner of stream "alice"/, 'a non-owner cannot drop the stream');
+$node->safe_psql('postgres', 'GRANT alice TO bob');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET ROLE bob; SELECT qleaf.pause_stream('alice'); SELECT qleaf.resume_stream('alice')");
+is($ret, 0, 'a member of the owner role may pause and resume the stream');
+$node->safe_psql('postgres', 'REVOKE alice FROM bob');
 ($ret, $out, $err) = $node->psql('postgres',
 	"SET ROLE bob; UPDATE qleaf.streams SET enabled = false");
 like($err, qr/permission denied/, 'a non-owner cannot write qleaf.streams');
@@ -479,6 +510,37 @@ like(status('alice', 'last_error'), qr/permission denied for table alice_events/
 	'the failed state says why');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM alice_events'),
 	'0', 'nothing written');
+
+# ---------------------------------------------------------------------
+# Start points in the past: start_at (a time) and start_after (a token)
+# ---------------------------------------------------------------------
+my $t_past = $node->safe_psql('postgres', 'SELECT now()');
+mongo("d.past.insert_many([{'_id': 1}, {'_id': 2}, {'_id': 3}])");
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('past', server => 'ms', collection => 'past', start_at => '$t_past')"
+);
+ok( wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'past'", 3),
+	'a stream with start_at stores the events written since');
+my $first_token = $node->safe_psql('postgres',
+	"SELECT resume_token FROM qleaf.event_store WHERE stream = 'past' ORDER BY id LIMIT 1");
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('after', server => 'ms', collection => 'past', start_after => '$first_token')"
+);
+ok( wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'after'", 2),
+	'a stream with start_after stores the events after that token');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) FROM qleaf.event_store WHERE stream = 'after'"
+	),
+	'2,3',
+	'and no earlier one');
+$node->safe_psql('postgres',
+	"SELECT qleaf.drop_stream('past'); SELECT qleaf.drop_stream('after')");
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM qleaf.event_store WHERE stream IN ('past', 'after')"),
+	'5',
+	'drop_stream keeps the events');
 
 # ---------------------------------------------------------------------
 # Drop
