@@ -50,6 +50,35 @@ FROM plan_costs('widgets_default') d, plan_costs('widgets_explicit') e,
      plan_costs('widgets_other') o;
 SELECT * FROM widgets_default ORDER BY _id;
 
+-- Options and settings, batch_size: INSERT sends 1000 rows per insert
+-- command by default; reads with qleaf_fdw.batch_size 0 let MongoDB choose
+-- (101 documents, then the rest of 2,500 small ones in one getMore); the
+-- server's batch_size applies to its tables, a table's overrides it
+CREATE FOREIGN TABLE claims_rows (_id int, n int) SERVER claims_srv
+  OPTIONS (database 'qleaf_regress_docs', collection 'claims_rows');
+CREATE FUNCTION explain_counts(query text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  ln text;
+BEGIN
+  FOR ln IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query LOOP
+    IF ln ~ '(Batch Size|MongoDB Commands|Documents Written|Documents Received|Batches):' THEN
+      RETURN NEXT ln;
+    END IF;
+  END LOOP;
+END
+$$;
+SELECT explain_counts('INSERT INTO claims_rows SELECT i, i FROM generate_series(1, 2500) i');
+SELECT explain_counts('SELECT * FROM claims_rows');
+ALTER SERVER claims_srv OPTIONS (ADD batch_size '500');
+SELECT explain_counts('SELECT * FROM claims_rows');
+ALTER FOREIGN TABLE claims_rows OPTIONS (ADD batch_size '1000');
+SELECT explain_counts('SELECT * FROM claims_rows');
+ALTER SERVER claims_srv OPTIONS (DROP batch_size);
+SELECT count(*), sum(n) FROM claims_rows;
+DELETE FROM claims_rows;
+DROP FUNCTION explain_counts;
+
 -- Pushdown: conditions on real (it rounds the doubles it reads) and on
 -- numeric(p,s) (it rounds values) stay local, and so does a user-defined
 -- operator (its function is PL/pgSQL, so that the planner cannot inline

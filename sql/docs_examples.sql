@@ -115,6 +115,28 @@ DROP SERVER shop CASCADE;
 \i results/docs_block.sql
 SELECT srvname, srvoptions FROM pg_foreign_server;
 
+-- scenarios.md's shell examples: --setup makes a fresh database with a
+-- 12-product catalog, --plan prints the writes without making them, and
+-- the same seed and anchor on the same state plan the same writes
+\! /usr/bin/python3 test/traffic.py --setup --db qleaf_regress_docs_traffic --events 50 --quiet
+CREATE SERVER traffic FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (uri :'uri', database 'qleaf_regress_docs_traffic');
+CREATE USER MAPPING FOR CURRENT_USER SERVER traffic;
+CREATE FOREIGN TABLE traffic_inventory (_id text) SERVER traffic
+  OPTIONS (collection 'inventory');
+CREATE FOREIGN TABLE traffic_activities (_id text) SERVER traffic
+  OPTIONS (collection 'user_activities');
+SELECT count(*) AS products FROM traffic_inventory;
+SELECT count(*) > 0 AS activities_written FROM traffic_activities \gset
+\echo :activities_written
+SELECT count(*) AS activities FROM traffic_activities \gset
+\! /usr/bin/python3 test/traffic.py --plan --db qleaf_regress_docs_traffic --seed 3 --events 20 --anchor 2026-05-01T10:00:00Z > results/docs_plan1.jsonl
+\! /usr/bin/python3 test/traffic.py --plan --db qleaf_regress_docs_traffic --seed 3 --events 20 --anchor 2026-05-01T10:00:00Z > results/docs_plan2.jsonl
+\! wc -l < results/docs_plan1.jsonl
+\! cmp results/docs_plan1.jsonl results/docs_plan2.jsonl && echo same plan
+SELECT count(*) = :activities AS plan_wrote_nothing FROM traffic_activities;
+\! test/mongo-cmd --db qleaf_regress_docs_traffic '{"dropDatabase": 1}'
+
 \c :regress_db
 DROP DATABASE qleaf_docs_pages;
 DROP ROLE app_reader;
