@@ -542,6 +542,56 @@ is( $node->safe_psql(
 	'5',
 	'drop_stream keeps the events');
 
+# where => '' removes the condition; enabled => false makes a paused stream;
+# database => watches another database than the server's (each stream is
+# dropped once checked: max_worker_processes leaves room for few)
+my $paid_pid = status('paid', 'pid');
+$node->safe_psql('postgres', q{SELECT qleaf.alter_stream('paid', "where" => '')});
+is( $node->safe_psql('postgres',
+		"SELECT \"where\" IS NULL AND where_stages IS NULL FROM qleaf.streams WHERE name = 'paid'"),
+	't',
+	'alter_stream with an empty where removes it');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT pid IS NOT NULL AND pid <> $paid_pid AND state = 'running' FROM qleaf.stream_status WHERE stream = 'paid'"
+	),
+	'and restarts the worker');
+mongo("d.payments.insert_one({'_id': 4, 'status': 'open'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'paid' AND document_key->>'_id' = '4'",
+		1),
+	'without its where the stream stores every event');
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('idle', server => 'ms', collection => 'past', enabled => false)");
+is(status('idle', 'state'), 'paused', 'enabled => false creates a paused stream');
+mongo("c.drop_database('${db}_other')");
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('other', server => 'ms', database => '${db}_other', collection => 'things')");
+ok(wait_state('other', 'running'), 'a stream of another database runs');
+mongo("c['${db}_other'].things.insert_one({'_id': 1})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'other' AND database = '${db}_other'",
+		1),
+	'database => watches that database');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('other')");
+
+# a MongoDB the worker cannot reach: the stream stays in starting, retrying,
+# and last_error says why
+$node->safe_psql(
+	'postgres', q{
+	CREATE SERVER unreachable FOREIGN DATA WRAPPER qleaf_fdw
+	  OPTIONS (uri 'mongodb://127.0.0.1:1/?connectTimeoutMS=500&serverSelectionTimeoutMS=500',
+	           database 'x');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER unreachable;
+	SELECT qleaf.create_stream('unreachable', server => 'unreachable');
+});
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT state = 'starting' AND last_error IS NOT NULL FROM qleaf.stream_status WHERE stream = 'unreachable'"
+	),
+	'a stream whose MongoDB cannot be reached stays in starting with last_error');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('unreachable')");
+
 # ---------------------------------------------------------------------
 # Drop
 # ---------------------------------------------------------------------
@@ -602,6 +652,16 @@ is( $plain->safe_psql(
 	),
 	't',
 	'without preloading, a changes table reads');
+
+# preloaded, with qleaf_fdw.database naming a database that does not exist:
+# the launcher says so in the server log
+$plain->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'qleaf_fdw'\nqleaf_fdw.database = 'qleaf_no_such_db'\n");
+my $log_offset = -s $plain->logfile;
+$plain->restart;
+ok( $plain->wait_for_log(
+		qr/database "qleaf_no_such_db" does not exist/, $log_offset),
+	'the launcher logs a missing qleaf_fdw.database');
 $plain->stop;
 
 done_testing();
