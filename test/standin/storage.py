@@ -17,6 +17,11 @@ import copy
 import datetime
 import os
 
+from bson.code import Code
+from bson.dbref import DBRef
+from bson.max_key import MaxKey
+from bson.min_key import MinKey
+from bson.regex import Regex
 from bson.binary import Binary
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
@@ -457,7 +462,6 @@ class _Fallback(Exception):
 def _regex_pred(pattern, options):
     """$regex on a top-level field: strings (or string array elements)
     searched with the pattern; any other type never matches."""
-    from bson.regex import Regex
     import re as _re
     flags = 0
     if isinstance(pattern, Regex):
@@ -504,7 +508,6 @@ def _compile_cond(field, cond):
     meaning: ask mongomock for this document."""
     if "." in field or field.startswith("$"):
         raise _Fallback()
-    from bson.regex import Regex
     import re as _re
     if isinstance(cond, (Regex, _re.Pattern)):
         return _regex_pred(cond, None)
@@ -655,7 +658,6 @@ def _eq_form(spec):
     """{field: value} as {field: {$eq: value}} (recursively in $and / $or /
     $nor), so mongomock compares with MongoDB's equality (true is not 1,
     Decimal128 is a number) instead of Python's."""
-    from bson.regex import Regex
     import re as _re
     if not isinstance(spec, dict):
         return spec
@@ -1219,10 +1221,6 @@ def _check_update_types(doc, update):
 
 def bson_type_name(v):
     """The $type name of a value ("missing" for MISSING)."""
-    from bson.regex import Regex
-    from bson.code import Code
-    from bson.min_key import MinKey
-    from bson.max_key import MaxKey
     import re as _re
     if v is MISSING:
         return "missing"
@@ -1529,12 +1527,6 @@ def _same(a, b):
 
 def _type_order(v):
     """MongoDB's canonical type order (bsontypes.h canonicalizeBSONType)."""
-    from bson.regex import Regex
-    from bson.min_key import MinKey
-    from bson.max_key import MaxKey
-    from bson.code import Code
-    from bson.dbref import DBRef
-    import re as _re
     if v is MISSING or v is _mf.NOTHING:
         return 0
     if v is None:
@@ -1557,7 +1549,7 @@ def _type_order(v):
         return 45
     if isinstance(v, Timestamp):
         return 47
-    if isinstance(v, (Regex, _re.Pattern)):
+    if isinstance(v, (Regex, _re_mod.Pattern)):
         return 50
     if isinstance(v, Code):
         return 60
@@ -1692,7 +1684,6 @@ def path_candidates(key, doc):
 
 def _patch_mongomock():
     from mongomock import aggregate as mm_aggregate
-    from bson.regex import Regex
     import re as _re
 
     # Comparisons: Decimal128 is a number, true is not 1, Timestamp / MinKey /
