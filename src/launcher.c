@@ -641,8 +641,9 @@ qleaf_stream_runtime(PG_FUNCTION_ARGS)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = CStringGetTextDatum(s->name);
-		values[1] = CStringGetTextDatum(s->state == QLEAF_RUN_RUNNING ?
-										"running" : "starting");
+		values[1] = CStringGetTextDatum(s->state == QLEAF_RUN_RUNNING ? "running" :
+										s->state == QLEAF_RUN_WAITING_LISTENERS ?
+										"waiting_for_listeners" : "starting");
 		values[2] = Int32GetDatum(s->pid);
 		nulls[2] = s->pid == 0;
 		values[3] = Int64GetDatum((int64) s->events_total);

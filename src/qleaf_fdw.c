@@ -109,12 +109,21 @@ _PG_init(void)
 	qleaf_join_init();
 	qleaf_upper_init();
 	DefineCustomIntVariable("qleaf_fdw.stream_await_ms",
-							"How long a stream worker's getMore waits for new events.",
-							"Bounds the time from a change in MongoDB to its NOTIFY when events are sparse.",
+							"How long a stream worker waits for change events before storing them.",
+							"A getMore on an idle stream waits this long, and a batch is stored once its first event has waited this long: "
+							"this bounds the time from a change in MongoDB to its NOTIFY.",
 							&qleaf_stream_await_ms,
 							50, 10, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("qleaf_fdw.notify_queue_limit",
+							 "Notification queue usage above which stream workers pause.",
+							 "A fraction of the queue, as pg_notification_queue_usage() reports it.  "
+							 "Above it a worker stores nothing more until listeners have read enough.",
+							 &qleaf_notify_queue_limit,
+							 0.5, 0.0, 1.0,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	qleaf_stream_init();
 
 	MarkGUCPrefixReserved("qleaf_fdw");

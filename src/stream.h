@@ -32,7 +32,9 @@
 typedef enum QleafStreamRunState
 {
 	QLEAF_RUN_STARTING,			/* connecting, or waiting to retry */
-	QLEAF_RUN_RUNNING			/* reading and storing events */
+	QLEAF_RUN_RUNNING,			/* reading and storing events */
+	QLEAF_RUN_WAITING_LISTENERS /* paused: the notification queue is above
+								 * qleaf_fdw.notify_queue_limit */
 } QleafStreamRunState;
 
 typedef struct QleafStreamSlot
@@ -83,6 +85,7 @@ extern PGDLLEXPORT void qleaf_stream_launcher_main(Datum arg);
 
 /* in worker.c */
 extern int	qleaf_stream_await_ms;
+extern double qleaf_notify_queue_limit;
 extern PGDLLEXPORT void qleaf_stream_worker_main(Datum arg);
 
 #endif							/* QLEAF_STREAM_H */

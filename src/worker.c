@@ -14,8 +14,9 @@
  * stream opens so that a restart starts at the same point.
  *
  * The loop.  Events are collected outside any transaction until the batch
- * is full or the server has nothing more for now (a getMore waits up to
- * qleaf_fdw.stream_await_ms).  Then, in ONE transaction: a multi-row
+ * is full, the server has nothing more for now (a getMore waits up to
+ * qleaf_fdw.stream_await_ms), or the batch's first event has waited
+ * qleaf_fdw.stream_await_ms.  Then, in ONE transaction: a multi-row
  * INSERT of the batch into the event table (one prepared statement over
  * unnest() of one array per column, so the table's triggers fire), a
  * NOTIFY per event, and the resume token saved in qleaf.stream_state;
@@ -52,8 +53,9 @@
  * Signals: SIGTERM and postmaster death end the worker within a second,
  * even while a getMore waits (connection.c gives up on pending
  * interrupts); SIGHUP reloads the configuration.  A nearly full
- * notification queue (pg_notification_queue_usage() above 0.5) makes the
- * worker wait before its next batch rather than fail a commit.
+ * notification queue (pg_notification_queue_usage() above
+ * qleaf_fdw.notify_queue_limit, 0.5 by default) makes the worker wait
+ * before its next batch rather than fail a commit.
  *
  * Resources: the change stream and its connection live in stream_cxt,
  * whose reset callback frees the libmongoc objects; events of a batch
@@ -112,6 +114,7 @@
 #define RETENTION_EVERY_MS		10000
 
 int			qleaf_stream_await_ms = 50;
+double		qleaf_notify_queue_limit = 0.5;
 
 /* the event columns the worker fills, with their event fields */
 #define N_EVENT_COLS 13
@@ -881,6 +884,17 @@ collect_batch(Batch *b)
 		}
 		if (b->n >= def.batch_size)
 			break;
+
+		/*
+		 * Under a steady flow every getMore brings events, so the batch
+		 * would wait to fill: close it once its first event has waited
+		 * qleaf_fdw.stream_await_ms.  Events libmongoc already holds are
+		 * not lost: the next batch takes them, and the resume token is
+		 * this batch's last event's.
+		 */
+		if (TimestampDifferenceExceeds(b->received_at, GetCurrentTimestamp(),
+									   qleaf_stream_await_ms))
+			break;
 	}
 	b->token = token_data(mongoc_change_stream_get_resume_token(cs->stream));
 	if (b->token == NULL && b->n > 0)
@@ -1311,22 +1325,50 @@ run_maintenance(void)
 	}
 }
 
-/* Wait while the notification queue is more than half full. */
+static double
+notify_queue_usage(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetFloat8(pg_notification_queue_usage(fcinfo));
+}
+
+/*
+ * Wait while the notification queue is fuller than
+ * qleaf_fdw.notify_queue_limit: a listener that does not read (or sits in
+ * an open transaction) holds the queue's tail, and once the queue is full
+ * every NOTIFY fails its commit.  Pausing costs nothing: the events wait
+ * in MongoDB.  The pause shows as state waiting_for_listeners in
+ * qleaf.stream_status, in pg_stat_activity, and in the log.
+ */
 static void
 wait_for_notify_queue(void)
 {
-	for (;;)
-	{
-		LOCAL_FCINFO(fcinfo, 0);
-		double		usage;
+	double		usage = notify_queue_usage();
+	TimestampTz since;
 
-		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-		usage = DatumGetFloat8(pg_notification_queue_usage(fcinfo));
-		if (usage <= 0.5)
-			return;
-		pgstat_report_activity(STATE_RUNNING, "waiting for listeners to drain the notification queue");
+	if (usage <= qleaf_notify_queue_limit)
+		return;
+	since = GetCurrentTimestamp();
+	ereport(LOG,
+			(errmsg("stream \"%s\" pauses: the notification queue is %.6f full, above qleaf_fdw.notify_queue_limit (%g)",
+					def.name, usage, qleaf_notify_queue_limit),
+			 errdetail("A session that listens is not reading its notifications, or stays in an open transaction."),
+			 errhint("Look in pg_stat_activity for sessions \"idle in transaction\" since long; the stream goes on by itself once they end their transactions and read.")));
+	set_run_state(QLEAF_RUN_WAITING_LISTENERS);
+	pgstat_report_activity(STATE_RUNNING,
+						   "waiting for listeners to read the notification queue (above qleaf_fdw.notify_queue_limit)");
+	while (usage > qleaf_notify_queue_limit)
+	{
 		nap(100);
+		usage = notify_queue_usage();
 	}
+	set_run_state(QLEAF_RUN_RUNNING);
+	ereport(LOG,
+			(errmsg("stream \"%s\" goes on: the notification queue is %.6f full after a pause of %ld ms",
+					def.name, usage,
+					(long) ((GetCurrentTimestamp() - since) / 1000))));
 }
 
 /* ----------------------------------------------------------------
