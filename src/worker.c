@@ -1340,18 +1340,25 @@ notify_queue_usage(void)
  * an open transaction) holds the queue's tail, and once the queue is full
  * every NOTIFY fails its commit.  Pausing costs nothing: the events wait
  * in MongoDB.  The pause shows as state waiting_for_listeners in
- * qleaf.stream_status, in pg_stat_activity, and in the log.
+ * qleaf.stream_status, in pg_stat_activity, and in the log (a listener
+ * that reads slowly makes the worker pause and go on again and again:
+ * the log has one pause a minute, DEBUG1 the others).
  */
 static void
 wait_for_notify_queue(void)
 {
+	static TimestampTz last_logged = 0;
 	double		usage = notify_queue_usage();
 	TimestampTz since;
+	int			elevel;
 
 	if (usage <= qleaf_notify_queue_limit)
 		return;
 	since = GetCurrentTimestamp();
-	ereport(LOG,
+	elevel = TimestampDifferenceExceeds(last_logged, since, 60000) ? LOG : DEBUG1;
+	if (elevel == LOG)
+		last_logged = since;
+	ereport(elevel,
 			(errmsg("stream \"%s\" pauses: the notification queue is %.6f full, above qleaf_fdw.notify_queue_limit (%g)",
 					def.name, usage, qleaf_notify_queue_limit),
 			 errdetail("A session that listens is not reading its notifications, or stays in an open transaction."),
@@ -1365,7 +1372,7 @@ wait_for_notify_queue(void)
 		usage = notify_queue_usage();
 	}
 	set_run_state(QLEAF_RUN_RUNNING);
-	ereport(LOG,
+	ereport(elevel,
 			(errmsg("stream \"%s\" goes on: the notification queue is %.6f full after a pause of %ld ms",
 					def.name, usage,
 					(long) ((GetCurrentTimestamp() - since) / 1000))));
