@@ -168,22 +168,28 @@ is($node->safe_psql('postgres', $stored),
 # ---------------------------------------------------------------------
 # The listener commits and reads: the stream goes on by itself
 # ---------------------------------------------------------------------
-$listener->query_safe('COMMIT');
-
-# Read as a client does: psql takes the notifications that arrived with
-# each query's result.  The worker may pause again whenever the listener
-# lags by more than the limit; it must go on each time the listener reads.
+# Read as a client does: psql prints the notifications that arrived with
+# each statement's result (the first ones with the COMMIT's).  The worker
+# may pause again whenever the listener lags by more than the limit; it
+# must go on each time the listener reads.
 my $notes = '';
 my $got = 0;
-for (my $i = 0; $i < 5000 && $got < $events; $i++)
+
+sub take
 {
-	my $before = $got;
-	for my $line (split /\n/, $listener->query_safe('SELECT 1'))
+	my ($out) = @_;
+	for my $line (split /\n/, $out)
 	{
 		next unless $line =~ /^Asynchronous notification "orders_events"/;
 		$notes .= "$line\n";
 		$got++;
 	}
+}
+take($listener->query_safe('COMMIT'));
+for (my $i = 0; $i < 5000 && $got < $events; $i++)
+{
+	my $before = $got;
+	take($listener->query_safe('SELECT 1'));
 	next if $got > $before;
 	# all read so far: wait for the worker's next commit
 	last
