@@ -10,6 +10,7 @@ SELECT stream, state, health_status, severity,
                                  coalesce(last_error, 'no error recorded'))
          WHEN 'stopped' THEN 'no worker runs this stream: check the server log and max_worker_processes'
          WHEN 'paused' THEN 'stream is paused: qleaf.resume_stream() starts it again'
+         WHEN 'blocked' THEN 'the notification queue is above qleaf_fdw.notify_queue_limit: a session that listens does not read, or stays in an open transaction'
          WHEN 'never_active' THEN 'no event yet: check the server, the collection and the pipeline'
          WHEN 'stalled' THEN format('no event for %s: check that the services still write',
                                     date_trunc('second', lag))
@@ -22,6 +23,7 @@ FROM (SELECT s.*,
                WHEN state IN ('failed', 'history_lost', 'invalidated') THEN 'down'
                WHEN state = 'stopped' THEN 'stopped'
                WHEN state = 'paused' THEN 'paused'
+               WHEN state = 'waiting_for_listeners' THEN 'blocked'
                WHEN last_event_cluster_time IS NULL THEN 'never_active'
                WHEN lag > interval '5 minutes' THEN 'stalled'
                WHEN errors_total > 5 THEN 'error_prone'
@@ -32,12 +34,13 @@ FROM (SELECT s.*,
 CROSS JOIN LATERAL (SELECT CASE health_status
                              WHEN 'down' THEN 'critical'
                              WHEN 'stopped' THEN 'critical'
+                             WHEN 'blocked' THEN 'warning'
                              WHEN 'stalled' THEN 'warning'
                              WHEN 'error_prone' THEN 'warning'
                              WHEN 'never_active' THEN 'warning'
                              ELSE 'info'
                            END AS severity) v
 WHERE health_status <> 'healthy'
-ORDER BY array_position(ARRAY['down', 'stopped', 'stalled', 'error_prone',
+ORDER BY array_position(ARRAY['down', 'stopped', 'blocked', 'stalled', 'error_prone',
                               'never_active', 'unstable', 'paused'], health_status),
          stream;
