@@ -597,10 +597,20 @@ qleaf_stream_apply(PG_FUNCTION_ARGS)
 					 1, types, values, SPI_OK_DELETE);
 		else if (strcmp(op, "reset") == 0)
 		{
+			/*
+			 * A failed stream's position is still good: without a start
+			 * point it resumes from it (its committed token, or its first
+			 * start point).  Otherwise: the given point, or now.
+			 */
 			spi_exec("UPDATE qleaf.stream_state SET state = 'ok', "
 					 "last_error = NULL, last_error_at = NULL, "
-					 "resume_token = NULL, start_after = NULL, "
-					 "start_timestamp = ($2->>'start_timestamp')::bigint, "
+					 "resume_token = CASE WHEN state = 'failed' AND "
+					 "  $2->>'start_timestamp' IS NULL THEN resume_token END, "
+					 "start_after = CASE WHEN state = 'failed' AND "
+					 "  $2->>'start_timestamp' IS NULL THEN start_after END, "
+					 "start_timestamp = CASE WHEN state = 'failed' AND "
+					 "  $2->>'start_timestamp' IS NULL THEN start_timestamp "
+					 "  ELSE ($2->>'start_timestamp')::bigint END, "
 					 "updated_at = now() WHERE stream = $1",
 					 2, types, values, SPI_OK_UPDATE);
 			spi_exec("UPDATE qleaf.streams SET version = version + 1 WHERE name = $1",

@@ -11,10 +11,11 @@
 #    backlog (the postmaster restarts every backend; the launcher restarts
 #    the worker, which resumes from the token committed with the last
 #    batch): every change event once.
-# 3. A partitioned table with no partition for the events: the stream
-#    fails and says why, storing nothing of the batch; once the partition
-#    exists, reset_stream from the stream's first start point stores every
-#    event once.
+# 3. A database stream into a table partitioned by collection, and an
+#    event whose collection has no partition: the stream fails and says
+#    why, storing nothing of the batch; once the partition exists,
+#    reset_stream resumes from the committed token: every event once, the
+#    ones written while it was failed too.
 # 4. Five streams with qleaf_fdw.max_streams = 4: four run, the fifth
 #    waits and the server log says why; when a slot frees it starts from
 #    its start point and catches up.
@@ -269,47 +270,54 @@ is( $node->safe_psql(
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('shop')");
 
 # ---------------------------------------------------------------------
-# 3. No partition for the events: the stream fails, then resumes
+# 3. No partition for an event: the stream fails, then resumes
 # ---------------------------------------------------------------------
+# a database stream (of collections a and b) into a table partitioned by
+# collection
 $node->safe_psql(
 	'postgres', q{
-	CREATE TABLE gap_events (LIKE qleaf.event_store INCLUDING DEFAULTS INCLUDING IDENTITY)
-	  PARTITION BY RANGE (received_at);
-	CREATE TABLE gap_events_past PARTITION OF gap_events
-	  FOR VALUES FROM (MINVALUE) TO ('2000-01-01');
-	SELECT qleaf.create_stream('gap', server => 'shop', collection => 'gap',
-	                           event_table => 'gap_events');
+	CREATE TABLE by_coll (LIKE qleaf.event_store INCLUDING DEFAULTS INCLUDING IDENTITY)
+	  PARTITION BY LIST (collection);
+	CREATE TABLE by_coll_a PARTITION OF by_coll FOR VALUES IN ('a');
+	SELECT qleaf.create_stream('gap', server => 'shop', event_table => 'by_coll',
+	                           "where" => $$collection IN ('a', 'b')$$);
 });
 ok(poll_sql("SELECT state = 'running' FROM qleaf.stream_status WHERE stream = 'gap'"),
-	'the gap stream runs');
-mongo("d.gap.insert_many([{'_id': i} for i in range(5)])");
+	'the database stream runs');
+mongo("d.a.insert_many([{'_id': i} for i in range(3)])");
+ok(poll_sql("SELECT count(*) = 3 FROM by_coll_a"),
+	"collection a's events land in its partition");
+ok(poll_sql("SELECT resume_token IS NOT NULL FROM qleaf.stream_state WHERE stream = 'gap'"),
+	'their batch committed a token');
+mongo("d.b.insert_one({'_id': 'b0'})\nd.a.insert_one({'_id': 3})");
 ok(poll_sql("SELECT state = 'failed' FROM qleaf.stream_status WHERE stream = 'gap'"),
 	'an event with no partition fails the stream');
 like(
 	$node->safe_psql('postgres',
 		"SELECT last_error FROM qleaf.stream_status WHERE stream = 'gap'"),
-	qr/no partition of relation "gap_events" found for row/,
+	qr/no partition of relation "by_coll" found for row/,
 	'last_error says why');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM gap_events'),
-	'0', 'nothing of the batch was stored');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM by_coll'),
+	'3', 'nothing of the failing batch was stored');
+# written while the stream is failed
+mongo("d.a.insert_one({'_id': 4})\nd.b.insert_one({'_id': 'b1'})");
 $node->safe_psql(
 	'postgres', q{
-	CREATE TABLE gap_events_now PARTITION OF gap_events
-	  FOR VALUES FROM ('2000-01-01') TO (MAXVALUE);
-	-- no batch was committed: start again where the stream first started
-	SELECT qleaf.reset_stream('gap', start_timestamp => start_timestamp)
-	  FROM qleaf.stream_state WHERE stream = 'gap';
+	CREATE TABLE by_coll_b PARTITION OF by_coll FOR VALUES IN ('b');
+	SELECT qleaf.reset_stream('gap');
 });
-mongo("d.gap.insert_one({'_id': 5})");
-ok(poll_sql("SELECT count(*) = 6 FROM gap_events"),
-	'after reset_stream the events arrive');
+ok(poll_sql("SELECT count(*) = 7 FROM by_coll"),
+	'after the partition is added, reset_stream resumes the stream');
 is( $node->safe_psql(
 		'postgres',
-		"SELECT count(DISTINCT resume_token), string_agg(document_key->>'_id', ',' ORDER BY id) FROM gap_events"),
-	'6|0,1,2,3,4,5',
-	'nothing lost, nothing twice');
+		"SELECT count(DISTINCT resume_token), "
+		  . "string_agg(collection || ':' || (document_key->>'_id'), ',' ORDER BY id), "
+		  . "count(*) FILTER (WHERE tableoid::regclass::text = 'by_coll_' || collection) "
+		  . "FROM by_coll"),
+	'7|a:0,a:1,a:2,b:b0,a:3,a:4,b:b1|7',
+	'from the committed token: nothing lost, nothing twice, each in its partition');
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('gap')");
-ok(poll_sql("SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type LIKE 'qleaf_fdw stream%'"),
+ok(poll_sql("SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'qleaf_fdw stream'"),
 	'no stream workers left');
 
 # ---------------------------------------------------------------------
