@@ -98,6 +98,7 @@ CREATE TABLE qleaf.streams (
         CHECK (refresh_interval >= '0'),
     retention interval CHECK (retention > '0'),
     enabled boolean NOT NULL DEFAULT true,
+    snapshot boolean NOT NULL DEFAULT false,
     version int NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -117,7 +118,18 @@ CREATE TABLE qleaf.stream_state (
     last_error_at timestamptz,
     last_event_cluster_time timestamptz,
     last_event_cluster_timestamp bigint,
-    updated_at timestamptz
+    updated_at timestamptz,
+    -- the initial snapshot (src/snapshot.c): pending until its worker
+    -- takes the start time (start_timestamp), running while it reads,
+    -- done after; the position is the collection being read and the last
+    -- _id stored (canonical Extended JSON of {"_id": ...}), written in
+    -- the transaction of the batch that stored it
+    snapshot text CHECK (snapshot IN ('pending', 'running', 'done')),
+    snapshot_collection text,
+    snapshot_last_id text,
+    snapshot_documents bigint NOT NULL DEFAULT 0,
+    snapshot_started_at timestamptz,
+    snapshot_finished_at timestamptz
 );
 GRANT SELECT ON qleaf.stream_state TO PUBLIC;
 
@@ -322,6 +334,30 @@ BEGIN
 END
 $$;
 
+-- A snapshot starts where its worker starts: no start point with it, and
+-- no filter (the snapshot copies every document; a pipeline or "where"
+-- filters change events, which a find cannot reproduce exactly).
+CREATE FUNCTION qleaf._stream_snapshot_check(snapshot boolean,
+    has_start boolean, has_filter boolean)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF snapshot AND has_start THEN
+        RAISE EXCEPTION 'a stream that starts with a snapshot takes no start point'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The change stream continues from the time the snapshot begins.',
+                  HINT = 'Leave out start_at, start_timestamp and start_after, or snapshot.';
+    END IF;
+    IF snapshot AND has_filter THEN
+        RAISE EXCEPTION 'a stream with option "pipeline" or "where" cannot start with a snapshot'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The snapshot copies every document of the collection; the filter applies to change events.',
+                  HINT = 'Create the stream without the filter, and filter the event table in SQL.';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION qleaf.create_stream(name text, server text,
     database text DEFAULT NULL, collection text DEFAULT NULL,
     pipeline jsonb DEFAULT NULL, "where" text DEFAULT NULL,
@@ -334,7 +370,8 @@ CREATE FUNCTION qleaf.create_stream(name text, server text,
     start_after text DEFAULT NULL, on_error text DEFAULT 'stop',
     refresh_views regclass[] DEFAULT NULL,
     refresh_interval interval DEFAULT '1 second',
-    retention interval DEFAULT NULL, enabled boolean DEFAULT true)
+    retention interval DEFAULT NULL, enabled boolean DEFAULT true,
+    snapshot boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -351,6 +388,8 @@ BEGIN
         RAISE EXCEPTION 'give at most one of start_at, start_timestamp and start_after'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM qleaf._stream_snapshot_check(snapshot, starts > 0,
+        pipeline IS NOT NULL OR "where" IS NOT NULL);
     def := qleaf._stream_check(name, server, database, collection, pipeline,
         "where", full_document, full_document_before_change, channel,
         event_table, payload, batch_size, on_error, refresh_views,
@@ -363,7 +402,8 @@ BEGIN
         start_timestamp := floor(extract(epoch FROM start_at))::bigint << 32;
     END IF;
     def := def || jsonb_strip_nulls(jsonb_build_object(
-        'start_timestamp', start_timestamp, 'start_after', start_after));
+        'start_timestamp', start_timestamp, 'start_after', start_after))
+        || jsonb_build_object('snapshot', coalesce(snapshot, false));
     PERFORM qleaf._stream_apply('create', name, def);
 END
 $$;
@@ -417,16 +457,31 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$ SELECT qleaf._stream_apply('drop', name, '{}') $$;
 
 CREATE FUNCTION qleaf.reset_stream(name text, start_at timestamptz DEFAULT NULL,
-    start_timestamp bigint DEFAULT NULL) RETURNS void
+    start_timestamp bigint DEFAULT NULL, snapshot boolean DEFAULT false)
+RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
+SELECT qleaf._stream_snapshot_check(snapshot,
+    start_at IS NOT NULL OR start_timestamp IS NOT NULL,
+    (SELECT s.pipeline IS NOT NULL OR s."where" IS NOT NULL
+     FROM qleaf.streams s WHERE s.name = reset_stream.name));
 SELECT qleaf._stream_apply('reset', name, jsonb_strip_nulls(jsonb_build_object(
     'start_timestamp', coalesce(start_timestamp,
-        floor(extract(epoch FROM start_at))::bigint << 32))))
+        floor(extract(epoch FROM start_at))::bigint << 32),
+    'snapshot', coalesce(snapshot, false))))
 $$;
 
 -- What each stream is doing: its definition's state joined with the
 -- running worker's counters (shared memory; zero after a server restart).
+-- The progress of running snapshots, from shared memory: the estimated
+-- number of documents (MongoDB's count metadata) and documents per
+-- second since the worker started.
+CREATE FUNCTION qleaf._stream_snapshot_runtime(OUT stream text,
+    OUT total bigint, OUT rate float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'qleaf_stream_snapshot_runtime'
+LANGUAGE C STRICT;
+
 CREATE VIEW qleaf.stream_status AS
 SELECT s.name AS stream,
        CASE WHEN st.state <> 'ok' THEN st.state
@@ -446,8 +501,13 @@ SELECT s.name AS stream,
             ELSE st.last_error_at END AS last_error_at,
        st.resume_token,
        r.started_at,
-       r.last_batch_at
+       r.last_batch_at,
+       st.snapshot,
+       st.snapshot_documents,
+       sr.total AS snapshot_total,
+       sr.rate AS snapshot_rate
 FROM qleaf.streams s
 JOIN qleaf.stream_state st ON st.stream = s.name
-LEFT JOIN qleaf._stream_runtime() r ON r.stream = s.name;
+LEFT JOIN qleaf._stream_runtime() r ON r.stream = s.name
+LEFT JOIN qleaf._stream_snapshot_runtime() sr ON sr.stream = s.name;
 GRANT SELECT ON qleaf.stream_status TO PUBLIC;

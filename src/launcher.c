@@ -65,6 +65,9 @@
 /* Restart delays of a worker that exits unasked. */
 #define RESTART_MIN_MS			1000
 #define RESTART_MAX_MS			60000
+/* reset_stream keeps the position: failed, no start point, no snapshot */
+#define RESET_KEEPS "(state = 'failed' AND $2->>'start_timestamp' IS NULL " \
+	"AND NOT coalesce(($2->>'snapshot')::boolean, false))"
 
 QleafStreamShared *qleaf_stream_shared = NULL;
 bool		qleaf_streams_preloaded = false;
@@ -564,8 +567,9 @@ qleaf_stream_apply(PG_FUNCTION_ARGS)
 				 "jsonb_build_object('name', $1, 'owner', $3::regrole::text, "
 				 "'version', 1, 'created_at', now()))).*",
 				 3, types, values, SPI_OK_INSERT);
-		spi_exec("INSERT INTO qleaf.stream_state (stream, start_timestamp, start_after) "
-				 "VALUES ($1, ($2->>'start_timestamp')::bigint, $2->>'start_after')",
+		spi_exec("INSERT INTO qleaf.stream_state (stream, start_timestamp, start_after, snapshot) "
+				 "VALUES ($1, ($2->>'start_timestamp')::bigint, $2->>'start_after', "
+				 "CASE WHEN ($2->>'snapshot')::boolean THEN 'pending' END)",
 				 2, types, values, SPI_OK_INSERT);
 	}
 	else
@@ -599,18 +603,23 @@ qleaf_stream_apply(PG_FUNCTION_ARGS)
 		{
 			/*
 			 * A failed stream's position is still good: without a start
-			 * point it resumes from it (its committed token, or its first
-			 * start point).  Otherwise: the given point, or now.
+			 * point or a new snapshot it resumes from it (its committed
+			 * token, its first start point, or its snapshot's position).
+			 * Otherwise: a new snapshot, the given point, or now.
 			 */
 			spi_exec("UPDATE qleaf.stream_state SET state = 'ok', "
 					 "last_error = NULL, last_error_at = NULL, "
-					 "resume_token = CASE WHEN state = 'failed' AND "
-					 "  $2->>'start_timestamp' IS NULL THEN resume_token END, "
-					 "start_after = CASE WHEN state = 'failed' AND "
-					 "  $2->>'start_timestamp' IS NULL THEN start_after END, "
-					 "start_timestamp = CASE WHEN state = 'failed' AND "
-					 "  $2->>'start_timestamp' IS NULL THEN start_timestamp "
+					 "resume_token = CASE WHEN " RESET_KEEPS " THEN resume_token END, "
+					 "start_after = CASE WHEN " RESET_KEEPS " THEN start_after END, "
+					 "start_timestamp = CASE WHEN " RESET_KEEPS " THEN start_timestamp "
 					 "  ELSE ($2->>'start_timestamp')::bigint END, "
+					 "snapshot = CASE WHEN ($2->>'snapshot')::boolean THEN 'pending' "
+					 "  WHEN " RESET_KEEPS " THEN snapshot END, "
+					 "snapshot_collection = CASE WHEN " RESET_KEEPS " THEN snapshot_collection END, "
+					 "snapshot_last_id = CASE WHEN " RESET_KEEPS " THEN snapshot_last_id END, "
+					 "snapshot_documents = CASE WHEN " RESET_KEEPS " THEN snapshot_documents ELSE 0 END, "
+					 "snapshot_started_at = CASE WHEN " RESET_KEEPS " THEN snapshot_started_at END, "
+					 "snapshot_finished_at = CASE WHEN " RESET_KEEPS " THEN snapshot_finished_at END, "
 					 "updated_at = now() WHERE stream = $1",
 					 2, types, values, SPI_OK_UPDATE);
 			spi_exec("UPDATE qleaf.streams SET version = version + 1 WHERE name = $1",
@@ -653,7 +662,9 @@ qleaf_stream_runtime(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(s->name);
 		values[1] = CStringGetTextDatum(s->state == QLEAF_RUN_RUNNING ? "running" :
 										s->state == QLEAF_RUN_WAITING_LISTENERS ?
-										"waiting_for_listeners" : "starting");
+										"waiting_for_listeners" :
+										s->state == QLEAF_RUN_SNAPSHOTTING ? "snapshotting" :
+										"starting");
 		values[2] = Int32GetDatum(s->pid);
 		nulls[2] = s->pid == 0;
 		values[3] = Int64GetDatum((int64) s->events_total);

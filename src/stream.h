@@ -33,8 +33,9 @@ typedef enum QleafStreamRunState
 {
 	QLEAF_RUN_STARTING,			/* connecting, or waiting to retry */
 	QLEAF_RUN_RUNNING,			/* reading and storing events */
-	QLEAF_RUN_WAITING_LISTENERS /* paused: the notification queue is above
-								 * qleaf_fdw.notify_queue_limit */
+	QLEAF_RUN_WAITING_LISTENERS,	/* paused: the notification queue is above
+									 * qleaf_fdw.notify_queue_limit */
+	QLEAF_RUN_SNAPSHOTTING		/* storing the initial snapshot */
 } QleafStreamRunState;
 
 typedef struct QleafStreamSlot
@@ -61,6 +62,12 @@ typedef struct QleafStreamSlot
 	TimestampTz last_batch_at;
 	TimestampTz last_error_at;
 	char		last_error[QLEAF_STREAM_ERROR_LEN];
+
+	/* set by the worker while it stores the initial snapshot (snapshot.c) */
+	uint64		snapshot_total; /* estimated documents, 0: unknown */
+	uint64		snapshot_done;	/* documents committed */
+	uint64		snapshot_done_at_start; /* ... when this worker began */
+	TimestampTz snapshot_started_at;	/* when this worker began it */
 } QleafStreamSlot;
 
 typedef struct QleafStreamShared

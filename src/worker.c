@@ -69,6 +69,7 @@
 
 #include "qleaf_fdw.h"
 #include "changes.h"
+#include "snapshot.h"
 #include "stream.h"
 
 #include "access/xact.h"
@@ -151,6 +152,7 @@ typedef struct StreamDef
 	char	   *start_after;
 	bool		has_start;
 	uint64		start_ts;
+	char	   *snapshot;		/* its state, NULL: no snapshot */
 } StreamDef;
 
 static QleafStreamSlot *slot;
@@ -179,6 +181,7 @@ typedef struct Batch
 	char	  **tokens;			/* each event's _id._data */
 	char	   *token;			/* the stream's token after the batch */
 	bool		invalidated;	/* the last event is an invalidate */
+	bool		snapshot;		/* documents of the snapshot (snapshot.c) */
 	bool		failed;
 	bson_error_t error;
 	bson_t	   *error_reply;
@@ -391,6 +394,7 @@ load_definition(void)
 					  "s.event_table::text AS event_table_name, "
 					  "(extract(epoch FROM s.refresh_interval) * 1000)::bigint AS refresh_ms, "
 					  "st.resume_token, st.start_timestamp, st.start_after, "
+					  "st.snapshot AS snapshot_state, "
 					  "s.enabled AND st.state = 'ok' AS run, "
 					  "(SELECT array_agg(v::oid) FROM unnest(s.refresh_views) v) AS views, "
 					  "coalesce(s.database, (SELECT option_value FROM pg_options_to_table(fs.srvoptions) "
@@ -435,6 +439,7 @@ load_definition(void)
 	def.retention = get_text(tup, desc, "retention");
 	def.token = get_text(tup, desc, "resume_token");
 	def.start_after = get_text(tup, desc, "start_after");
+	def.snapshot = get_text(tup, desc, "snapshot_state");
 	{
 		Datum		d = SPI_getbinval(tup, desc, SPI_fnumber(desc, "start_timestamp"), &isnull);
 
@@ -1071,6 +1076,9 @@ store_range(Batch *b, int from, int to, const char *token, const char *state,
 						  SPI_OK_INSERT);
 	}
 
+	if (b->snapshot && n > 0)
+		qleaf_snapshot_save_position(def.name, b->events[to - 1], n);
+
 	/* the last event's cluster time */
 	if (n > 0)
 	{
@@ -1121,7 +1129,7 @@ store_range(Batch *b, int from, int to, const char *token, const char *state,
 	slot->events_total += n;
 	slot->batches_total++;
 	slot->last_batch_at = GetCurrentTimestamp();
-	slot->state = QLEAF_RUN_RUNNING;
+	slot->state = b->snapshot ? QLEAF_RUN_SNAPSHOTTING : QLEAF_RUN_RUNNING;
 	slot->failures = 0;
 	LWLockRelease(qleaf_stream_shared->lock);
 	if (token && (def.token == NULL || strcmp(token, def.token) != 0))
@@ -1196,7 +1204,9 @@ store_batch(Batch *b)
 	}
 	for (i = 0; i < b->n; i++)
 	{
-		const char *token = i == b->n - 1 ? b->token : b->tokens[i];
+		/* snapshot documents save their position, not a token */
+		const char *token = b->snapshot ? NULL :
+			i == b->n - 1 ? b->token : b->tokens[i];
 		const char *state = i == b->n - 1 ? final_state : NULL;
 
 		for (t = 0; t < EVENT_TRIES; t++)
@@ -1379,6 +1389,258 @@ wait_for_notify_queue(void)
 }
 
 /* ----------------------------------------------------------------
+ *		The initial snapshot (snapshot.c reads, this stores)
+ * ----------------------------------------------------------------
+ */
+
+#define SNAPSHOT_LOG_MS		10000
+
+static bool snapshot_clock_started = false;
+
+/*
+ * Connect and plan the snapshot from its committed position.  A new
+ * snapshot first takes the server's time T and saves it as the stream's
+ * start point, before any document is read.
+ */
+static QleafSnapshot *
+snapshot_open(void)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+	QleafSnapshot *snap;
+	ForeignServer *server;
+	UserMapping *user;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *state;
+	char	   *from_collection;
+	char	   *from_id;
+	int64		documents;
+	uint64		total;
+	Datum		d;
+
+	begin_xact("starting the stream's snapshot");
+	server = GetForeignServerByName(def.server, false);
+	user = GetUserMapping(def.owner, server->serverid);
+	if (def.database == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("stream \"%s\" names no database", def.name),
+				 errhint("Set the stream's option \"database\" or the server's option \"database\".")));
+	snap = qleaf_snapshot_connect(user, server, stream_cxt, what);
+
+	values[0] = CStringGetTextDatum(def.name);
+	exec_as_superuser("SELECT snapshot, snapshot_collection, snapshot_last_id, "
+					  "snapshot_documents, start_timestamp "
+					  "FROM qleaf.stream_state WHERE stream = $1",
+					  1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+	{
+		commit_xact();
+		proc_exit(0);			/* dropped */
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	state = SPI_getvalue(tup, desc, 1);
+	from_collection = SPI_getvalue(tup, desc, 2);
+	from_id = SPI_getvalue(tup, desc, 3);
+	documents = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	if (state == NULL || strcmp(state, "done") == 0)
+	{
+		commit_xact();
+		proc_exit(0);			/* reset meanwhile: start again */
+	}
+	if (strcmp(state, "pending") == 0)
+	{
+		uint64		at = qleaf_snapshot_server_time(snap);
+
+		values[1] = Int64GetDatum((int64) at);
+		if (exec_as_superuser("UPDATE qleaf.stream_state SET snapshot = 'running', "
+							  "start_timestamp = $2, snapshot_started_at = now(), "
+							  "updated_at = now() "
+							  "WHERE stream = $1 AND snapshot = 'pending' AND resume_token IS NULL",
+							  2, types, values, NULL, SPI_OK_UPDATE) != 1)
+		{
+			commit_xact();
+			proc_exit(0);
+		}
+		def.start_ts = at;
+		from_collection = from_id = NULL;
+		documents = 0;
+		ereport(LOG,
+				(errmsg("stream \"%s\" starts its snapshot; its change stream will start at Timestamp(%u, %u)",
+						def.name, (uint32) (at >> 32), (uint32) at)));
+	}
+	else if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the snapshot of stream \"%s\" has no start time", def.name),
+				 errhint("Reset the stream with qleaf.reset_stream(name, snapshot => true).")));
+	else
+		def.start_ts = (uint64) DatumGetInt64(d);
+	def.has_start = true;
+	total = qleaf_snapshot_start(snap, def.database, def.collection,
+								 from_collection, from_id, def.start_ts);
+	commit_xact();
+
+	LWLockAcquire(qleaf_stream_shared->lock, LW_EXCLUSIVE);
+	slot->snapshot_total = Max(total, (uint64) documents);
+	slot->snapshot_done = documents;
+	if (!snapshot_clock_started)
+	{
+		/* the rate counts from this worker's first read */
+		snapshot_clock_started = true;
+		slot->snapshot_done_at_start = documents;
+		slot->snapshot_started_at = GetCurrentTimestamp();
+	}
+	slot->state = QLEAF_RUN_SNAPSHOTTING;
+	LWLockRelease(qleaf_stream_shared->lock);
+	return snap;
+}
+
+static void
+log_snapshot_progress(const char *what_done)
+{
+	uint64		done,
+				total,
+				since;
+	TimestampTz started;
+	long		secs;
+	int			usecs;
+	double		elapsed;
+
+	LWLockAcquire(qleaf_stream_shared->lock, LW_SHARED);
+	done = slot->snapshot_done;
+	total = slot->snapshot_total;
+	since = slot->snapshot_done_at_start;
+	started = slot->snapshot_started_at;
+	LWLockRelease(qleaf_stream_shared->lock);
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	elapsed = secs + usecs / 1000000.0;
+	ereport(LOG,
+			(errmsg("stream \"%s\" snapshot %s: " UINT64_FORMAT " of about " UINT64_FORMAT " documents, %.0f per second",
+					def.name, what_done, done, Max(total, done),
+					elapsed > 0 ? (done - since) / elapsed : 0.0)));
+}
+
+/*
+ * Store the snapshot, batch by batch; return when it is complete.  A
+ * failure to read closes the snapshot, backs off and opens it again from
+ * the committed position.
+ */
+static void
+run_snapshot(void)
+{
+	QleafSnapshot *volatile snap = NULL;
+	TimestampTz last_log = GetCurrentTimestamp();
+	Batch		batch;
+
+	for (;;)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		char	   *volatile fatal = NULL;
+		volatile bool failed = false;
+
+		MemoryContextReset(batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		memset(&batch, 0, sizeof(Batch));
+		PG_TRY();
+		{
+			if (snap == NULL)
+				snap = snapshot_open();
+			MemoryContextSwitchTo(batch_cxt);
+			batch.snapshot = true;
+			batch.cap = def.batch_size;
+			batch.events = palloc(sizeof(bson_t *) * batch.cap);
+			batch.tokens = palloc(sizeof(char *) * batch.cap);
+			pgstat_report_activity(STATE_RUNNING, "reading the snapshot");
+			batch.n = qleaf_snapshot_next(snap, batch.cap, batch.events,
+										  batch.tokens, batch_cxt);
+			batch.received_at = GetCurrentTimestamp();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata = catch_error(worker_cxt);
+
+			snap = NULL;
+			MemoryContextReset(stream_cxt);
+			ereport(LOG,
+					(errmsg("stream \"%s\" cannot read its snapshot: %s",
+							def.name, error_text(edata))));
+			qleaf_stream_set_error(slot, error_text(edata));
+			switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+			{
+				case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
+				case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
+				case ERRCODE_DATA_EXCEPTION:
+					fatal = error_text(edata);
+					break;
+				default:
+					break;
+			}
+			FreeErrorData(edata);
+			failed = true;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(oldcxt);
+		if (fatal != NULL)
+			stop_in_state("failed", fatal);
+		if (failed)
+		{
+			set_run_state(QLEAF_RUN_STARTING);
+			backoff();
+			continue;
+		}
+		if (batch.n == 0)
+			break;
+		store_batch(&batch);
+		backoff_attempt = 0;
+		LWLockAcquire(qleaf_stream_shared->lock, LW_EXCLUSIVE);
+		slot->snapshot_done += batch.n;
+		LWLockRelease(qleaf_stream_shared->lock);
+		if (TimestampDifferenceExceeds(last_log, GetCurrentTimestamp(),
+									   SNAPSHOT_LOG_MS))
+		{
+			log_snapshot_progress("in progress");
+			last_log = GetCurrentTimestamp();
+		}
+		run_maintenance();
+		if (def.channel != NULL)
+			wait_for_notify_queue();
+	}
+
+	/* complete: the change stream takes over at T */
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1];
+
+		values[0] = CStringGetTextDatum(def.name);
+		begin_xact("ending the stream's snapshot");
+		if (exec_as_superuser("UPDATE qleaf.stream_state SET snapshot = 'done', "
+							  "snapshot_collection = NULL, snapshot_last_id = NULL, "
+							  "snapshot_finished_at = now(), updated_at = now() "
+							  "WHERE stream = $1 AND snapshot = 'running' AND state = 'ok'",
+							  1, types, values, NULL, SPI_OK_UPDATE) != 1)
+		{
+			commit_xact();
+			proc_exit(0);
+		}
+		commit_xact();
+	}
+	log_snapshot_progress("complete");
+	qleaf_snapshot_close(snap);
+	def.snapshot = "done";
+	set_run_state(QLEAF_RUN_STARTING);
+}
+
+/* ----------------------------------------------------------------
  *		Main
  * ----------------------------------------------------------------
  */
@@ -1416,6 +1678,8 @@ qleaf_stream_worker_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
 	load_definition();
+	if (def.snapshot != NULL && strcmp(def.snapshot, "done") != 0)
+		run_snapshot();
 
 	for (;;)
 	{
