@@ -60,7 +60,8 @@ def id_key(value):
         except (OverflowError, ValueError):
             return float(d)
     if isinstance(value, str):
-        return value
+        # bson.Code is a str with a scope; code and a string never match
+        return value if type(value) is str else ("raw", False, wire.encode({"v": value}))
     if isinstance(value, (dict, list, tuple)):
         return ("raw", type(value).__name__ == "dict",
                 wire.encode({"v": _normalize(value)}))
@@ -447,7 +448,7 @@ def _bracket(v):
             return None
         return "num"
     if isinstance(v, str):
-        return "str"
+        return "str" if not isinstance(v, Code) else None
     if isinstance(v, datetime.datetime):
         return "date"
     if isinstance(v, ObjectId):
@@ -1535,6 +1536,8 @@ def _type_order(v):
         return 40
     if isinstance(v, (int, float, Decimal128)):
         return 10
+    if isinstance(v, Code):          # a str subclass: test it first
+        return 65 if v.scope else 60
     if isinstance(v, str):
         return 15
     if isinstance(v, (dict, DBRef)):
@@ -1812,12 +1815,24 @@ def _patch_mongomock():
         "regex": lambda v: isinstance(v, (Regex, _re.Pattern)),
         "timestamp": lambda v: isinstance(v, Timestamp),
         "binData": lambda v: isinstance(v, (bytes, Binary)),
+        "string": lambda v: isinstance(v, str) and not isinstance(v, Code),
+        "javascript": lambda v: isinstance(v, Code) and not v.scope,
+        "javascriptWithScope": lambda v: isinstance(v, Code) and bool(v.scope),
+        "minKey": lambda v: isinstance(v, MinKey),
+        "maxKey": lambda v: isinstance(v, MaxKey),
+        # pymongo decodes these deprecated types to others (symbol to str,
+        # DBPointer to DBRef): the stand-in holds no value of them
+        "symbol": lambda v: False,
+        "dbPointer": lambda v: False,
+        "undefined": lambda v: False,
     }
     tm = _mf.TYPE_MAP
     tm.update(fixes)
     numbers = {1: "double", 2: "string", 3: "object", 4: "array", 5: "binData",
                7: "objectId", 8: "bool", 9: "date", 10: "null", 11: "regex",
-               16: "int", 17: "timestamp", 18: "long", 19: "decimal"}
+               16: "int", 17: "timestamp", 18: "long", 19: "decimal",
+               6: "undefined", 12: "dbPointer", 13: "javascript", 14: "symbol",
+               15: "javascriptWithScope", -1: "minKey", 127: "maxKey"}
     for n, name in numbers.items():
         tm[n] = tm[name]
 

@@ -324,3 +324,31 @@ def test_type_with_a_list_of_types(mixed):
     assert ids(mixed.find({"v": {"$type": [2, "bool"]}})) == [5, 8, 10]
     with pytest.raises(Exception):
         list(mixed.find({"v": {"$type": []}}))
+
+
+def test_id_order_across_type_brackets(db):
+    """_id values of every type bracket sort in MongoDB's bracket order; $gt
+    stays within the bracket and $type lists pick later brackets (how a
+    stream's snapshot continues after its last _id)."""
+    import math
+    from bson import Binary, Code, MaxKey, MinKey, ObjectId, Timestamp
+    ids = [MinKey(), None, float("nan"), -5, 2.5, Int64(7), Decimal128("8.5"),
+           "a", "b", {"x": 1}, {"x": 2}, Binary(b"\x01"), Binary(b"\x02"),
+           ObjectId("5f0000000000000000000001"), ObjectId("5f0000000000000000000002"),
+           False, True, datetime.datetime(2020, 1, 1), datetime.datetime(2021, 1, 1),
+           Timestamp(1, 1), Timestamp(2, 1), Code("f()"), MaxKey()]
+    db.br.insert_many([{"_id": i, "n": n} for n, i in enumerate(reversed(ids))])
+    n = len(ids)
+    order = [d["n"] for d in db.br.find({}, sort=[("_id", 1)])]
+    assert order == [n - 1 - k for k in range(n)]
+    gt = [d["n"] for d in db.br.find({"_id": {"$gt": "a"}}, sort=[("_id", 1)])]
+    assert gt == [n - 1 - 8]
+    later = [d["n"] for d in db.br.find(
+        {"_id": {"$type": ["bool", "date", "timestamp", "javascript", "maxKey",
+                           "symbol", "dbPointer"]}}, sort=[("_id", 1)])]
+    assert later == [n - 1 - k for k in range(15, n)]
+    nums = [d["_id"] for d in db.br.find({"_id": {"$gte": -math.inf}}, sort=[("_id", 1)])]
+    assert nums == [-5, 2.5, 7, Decimal128("8.5")]
+    # code is no string
+    assert sorted(d["n"] for d in db.br.find({"_id": {"$type": "string"}})) == \
+        [n - 1 - 8, n - 1 - 7]
