@@ -9,12 +9,13 @@
  * stream starts at the time taken before the first read, so no change is
  * missed.
  *
- * The start time T is the server's operation time (a ping), saved as the
- * stream's start_timestamp before any document is read.  Every read uses
- * readConcern {level: "majority", afterClusterTime: T}: the server waits
- * until its majority-committed data includes T, so each document is read
- * in a state at least as new as T, and every later change has a cluster
- * time of at least T and comes through the change stream.  A document
+ * The start time T is the server's operation time (a ping); the stream's
+ * start_timestamp becomes the Timestamp just after T, saved before any
+ * document is read.  Every read uses readConcern {level: "majority",
+ * afterClusterTime: T}: the server waits until its majority-committed
+ * data includes T, so each document is read in a state at least as new as
+ * T, and every later change has a cluster time after T and comes through
+ * the change stream.  A document
  * changed while the snapshot runs thus appears twice: in the snapshot (in
  * some state at or after T) and in the change events after it, which end
  * in its current state.

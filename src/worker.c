@@ -1456,7 +1456,11 @@ snapshot_open(void)
 	{
 		uint64		at = qleaf_snapshot_server_time(snap);
 
-		values[1] = Int64GetDatum((int64) at);
+		/*
+		 * The snapshot's reads see every change up to at: the change stream
+		 * starts just after it (Timestamps carry secs << 32 | inc).
+		 */
+		values[1] = Int64GetDatum((int64) (at + 1));
 		if (exec_as_superuser("UPDATE qleaf.stream_state SET snapshot = 'running', "
 							  "start_timestamp = $2, snapshot_started_at = now(), "
 							  "updated_at = now() "
@@ -1466,11 +1470,11 @@ snapshot_open(void)
 			commit_xact();
 			proc_exit(0);
 		}
-		def.start_ts = at;
+		def.start_ts = at + 1;
 		from_collection = from_id = NULL;
 		documents = 0;
 		ereport(LOG,
-				(errmsg("stream \"%s\" starts its snapshot; its change stream will start at Timestamp(%u, %u)",
+				(errmsg("stream \"%s\" starts its snapshot at Timestamp(%u, %u)",
 						def.name, (uint32) (at >> 32), (uint32) at)));
 	}
 	else if (isnull)
@@ -1482,7 +1486,7 @@ snapshot_open(void)
 		def.start_ts = (uint64) DatumGetInt64(d);
 	def.has_start = true;
 	total = qleaf_snapshot_start(snap, def.database, def.collection,
-								 from_collection, from_id, def.start_ts);
+								 from_collection, from_id, def.start_ts - 1);
 	commit_xact();
 
 	LWLockAcquire(qleaf_stream_shared->lock, LW_EXCLUSIVE);
