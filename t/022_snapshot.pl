@@ -146,29 +146,36 @@ sub status
 		"SELECT row_to_json(s) FROM qleaf.stream_status s WHERE stream = '$stream'");
 }
 
-# The latest state of each document by key: the projection the README
-# shows, compared with the collection read through a foreign table.
+# The latest state of each document by key: the README's query (its
+# Snapshot section), for $stream over $events, compared with the
+# collection read through a foreign table.
+my $readme_query;
+{
+	my $readme = slurp_file("$srcdir/README.md");
+	($readme_query) = $readme =~
+	  /t\/022_snapshot\.pl runs this query[^\n]*\n```sql\n(.*?)```/s
+	  or die "README.md has no query marked for t/022_snapshot.pl";
+	$readme_query =~ s/;\s*$//;
+}
+
 sub projection_diff
 {
 	my ($stream, $table, $events) = @_;
 	$events //= 'qleaf.event_store';
+	my $q = $readme_query;
+	$q =~ s/'products'/'$stream'/ or die "the README query names no stream 'products'";
+	$q =~ s/qleaf\.event_store/$events/;
 	return $node->safe_psql(
 		'postgres', qq{
-		WITH latest AS (
-		  SELECT DISTINCT ON (document_key) document_key, operation_type, full_document
-		  FROM $events WHERE stream = '$stream'
-		  ORDER BY document_key, cluster_timestamp DESC, id DESC),
-		projection AS (
-		  SELECT document_key -> '_id' AS k, full_document AS doc FROM latest
-		  WHERE operation_type <> 'delete')
-		SELECT count(*) FILTER (WHERE p.k IS NULL) || ' missing, '
+		WITH projection AS ($q)
+		SELECT count(*) FILTER (WHERE p.id IS NULL) || ' missing, '
 		       || count(*) FILTER (WHERE n.k IS NULL) || ' extra, '
 		       || count(*) FILTER (WHERE p.doc IS DISTINCT FROM n.doc
-		                            AND p.k IS NOT NULL AND n.k IS NOT NULL) || ' different, '
-		       || count(*) FILTER (WHERE p.k IS NOT NULL AND n.k IS NOT NULL
+		                            AND p.id IS NOT NULL AND n.k IS NOT NULL) || ' different, '
+		       || count(*) FILTER (WHERE p.id IS NOT NULL AND n.k IS NOT NULL
 		                            AND p.doc = n.doc) || ' equal'
 		FROM projection p
-		FULL JOIN (SELECT doc -> '_id' AS k, doc FROM $table) n ON n.k = p.k});
+		FULL JOIN (SELECT doc -> '_id' AS k, doc FROM $table) n ON n.k = p.id});
 }
 
 # ---------------------------------------------------------------------
