@@ -293,7 +293,9 @@ qleaf_snapshot_start(QleafSnapshot *snap, const char *database,
 		char	   *name = lfirst(lc);
 
 		total += estimate_count(snap, name);
-		if (from_collection == NULL || strcmp(name, from_collection) >= 0)
+		/* a database's collections before the position are done */
+		if (collection != NULL || from_collection == NULL ||
+			strcmp(name, from_collection) >= 0)
 			snap->collections = lappend(snap->collections, name);
 	}
 	snap->phase = PHASE_ALL;

@@ -1428,7 +1428,12 @@ snapshot_open(void)
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
 				 errmsg("stream \"%s\" names no database", def.name),
 				 errhint("Set the stream's option \"database\" or the server's option \"database\".")));
-	snap = qleaf_snapshot_connect(user, server, stream_cxt, what);
+	snap = qleaf_snapshot_connect(user, server, stream_cxt,
+								  def.collection ?
+								  psprintf("while reading the snapshot of collection \"%s.%s\" for stream \"%s\"",
+										   def.database, def.collection, def.name) :
+								  psprintf("while reading the snapshot of database \"%s\" for stream \"%s\"",
+										   def.database, def.name));
 
 	values[0] = CStringGetTextDatum(def.name);
 	exec_as_superuser("SELECT snapshot, snapshot_collection, snapshot_last_id, "
