@@ -281,6 +281,29 @@ is(projection_diff('mixed', 'mixed_now', 'mixed_events'), "0 missing, 0 extra, 0
 like($err, qr/takes no start point/, 'reset with a snapshot and a start point is refused');
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('mixed')");
 
+# A database's snapshot: each collection in name order (the stand-in has
+# no views to leave out).
+my $db2 = "${db}_all";
+mongo(qq{
+e = c['$db2']
+c.drop_database('$db2')
+e.zeta.insert_many([{'_id': i, 'z': i} for i in range(3)])
+e.alpha.insert_many([{'_id': 'k%d' % i, 'a': i} for i in range(4)])
+e.mid.insert_one({'_id': 1})
+});
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('alldb', server => 'mongo', database => '$db2', "
+	  . "batch_size => 2, snapshot => true)");
+ok(poll_sql("SELECT snapshot = 'done' FROM qleaf.stream_state WHERE stream = 'alldb'"),
+	"a database's snapshot completes")
+  or diag status('alldb');
+is($node->safe_psql('postgres',
+	"SELECT string_agg(collection || ':' || (document_key ->> '_id'), ' ' ORDER BY id) "
+	  . "FROM qleaf.event_store WHERE stream = 'alldb' AND operation_type = 'snapshot'"),
+	'alpha:k0 alpha:k1 alpha:k2 alpha:k3 mid:1 zeta:0 zeta:1 zeta:2',
+	"a database's snapshot reads its collections in name order");
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('alldb')");
+
 # ---------------------------------------------------------------------
 # 3. A large snapshot while writes go on, through kills
 # ---------------------------------------------------------------------
