@@ -409,6 +409,8 @@ ok(poll_sql("SELECT snapshot = 'done' FROM qleaf.stream_state WHERE stream = 'bi
 	'the snapshot completes')
   or diag status('big');
 note sprintf("snapshot of %d documents took %.1f s with the faults", $ndocs, time - $t0);
+like(slurp_file($node->logfile), qr/stream "big" snapshot complete: \d+ of about \d+ documents, \d+ per second/,
+	'the server log says when the snapshot is complete, with its count and rate');
 note $_ for @faults;
 
 open(my $fh, '>', $stop) or die "$stop: $!";
