@@ -227,10 +227,10 @@ def main():
     print("ceiling: change stream read at %.0f events/s" % res["read"], flush=True)
 
     # live ceiling: pymongo reads the change stream while the writes happen
-    start = fresh(client, "live_ceiling")
-    coll = client[DB]["live_ceiling"]
+    ceiling_start = fresh(client, "live_ceiling")
     got = 0
-    with coll.watch(start_at_operation_time=Timestamp(start >> 32, start & 0xFFFFFFFF),
+    with client[DB]["live_ceiling"].watch(
+            start_at_operation_time=Timestamp(ceiling_start >> 32, ceiling_start & 0xFFFFFFFF),
                     max_await_time_ms=100, batch_size=BATCH) as s:
         t = time.time()
         w = multiprocessing.Process(target=write_many, args=(uri, "live_ceiling", n))
