@@ -371,6 +371,28 @@ is( $node->safe_psql(
 	'the good events are stored once');
 is(status('lenient', 'state'), 'running', 'the lenient stream runs');
 
+# once the cause is fixed, a reset with a start point just after the last
+# stored event stores the rest, none twice
+$node->safe_psql(
+	'postgres', q{
+	CREATE OR REPLACE FUNCTION picky_check() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	  RETURN NEW;
+	END $$;
+	SELECT qleaf.reset_stream('strict',
+	         start_timestamp => coalesce(s.last_event_cluster_timestamp + 1, s.start_timestamp))
+	FROM qleaf.stream_state s WHERE s.stream = 'strict';
+});
+ok(wait_count("SELECT count(*) FROM picky WHERE stream = 'strict'", 3),
+	'after the fix, the reset stream stores the failed event and the next');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) FROM picky WHERE stream = 'strict'"
+	),
+	'1,2,3',
+	'each once, in order');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('strict')");
+
 # ---------------------------------------------------------------------
 # A "where" over the changes-table columns, translated to a $match
 # ---------------------------------------------------------------------
@@ -504,12 +526,29 @@ is( $node->safe_psql(
 # the worker writes as alice: once she may not insert, the stream fails
 $node->safe_psql('postgres',
 	"ALTER TABLE alice_events OWNER TO postgres; GRANT SELECT ON alice_events TO alice");
+my $t_alice = $node->safe_psql('postgres', 'SELECT now()');
 mongo("d.items.insert_one({'_id': 1})");
 ok(wait_state('alice', 'failed'), 'the worker cannot write where its owner cannot');
 like(status('alice', 'last_error'), qr/permission denied for table alice_events/,
 	'the failed state says why');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM alice_events'),
 	'0', 'nothing written');
+
+# once the cause is fixed, reset_stream from a time before the failed event
+# reads it again
+$node->safe_psql('postgres', 'GRANT INSERT ON alice_events TO alice');
+$node->safe_psql('postgres',
+	"SELECT qleaf.reset_stream('alice', start_at => '$t_alice')");
+ok(wait_count('SELECT count(*) FROM alice_events', 1),
+	'reset_stream with start_at stores the event that had failed');
+is(status('alice', 'state'), 'running', 'the reset stream runs');
+is( $node->safe_psql('postgres',
+		"SELECT last_error IS NULL FROM qleaf.stream_state WHERE stream = 'alice'"),
+	't',
+	'reset_stream clears the stored error');
+like(status('alice', 'last_error'), qr/permission denied/,
+	'stream_status still shows the last error since the server started');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('alice')");
 
 # ---------------------------------------------------------------------
 # Start points in the past: start_at (a time) and start_after (a token)
