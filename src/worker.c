@@ -735,7 +735,14 @@ open_stream(void)
 		{
 			if (!def.has_start)
 			{
-				def.start_ts = qleaf_change_stream_server_time(cs->conn, what);
+				/*
+				 * "now": the server's operation time is that of the last
+				 * write it applied, and startAtOperationTime includes its
+				 * time, so start just after it: nothing written before the
+				 * stream's start is delivered.  Adding one to the 64-bit
+				 * Timestamp carries the increment into the seconds.
+				 */
+				def.start_ts = qleaf_change_stream_server_time(cs->conn, what) + 1;
 				save_start(def.start_ts);
 				def.has_start = true;
 			}

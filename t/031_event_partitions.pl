@@ -270,6 +270,29 @@ is( $node->safe_psql(
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('shop')");
 
 # ---------------------------------------------------------------------
+# 2b. A new stream starts after the last write before it
+# ---------------------------------------------------------------------
+# The server's operation time is that of its last write; a stream that
+# started at it (startAtOperationTime is inclusive) would deliver "before".
+mongo("d.fresh.insert_one({'_id': 'before'})");
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('fresh', server => 'shop', collection => 'fresh')");
+ok(poll_sql("SELECT state = 'running' FROM qleaf.stream_status WHERE stream = 'fresh'"),
+	'a new stream runs');
+mongo("d.fresh.insert_one({'_id': 'after'})");
+ok( poll_sql(
+		"SELECT count(*) = 1 FROM qleaf.event_store WHERE stream = 'fresh' "
+		  . "AND document_key->>'_id' = 'after'"),
+	'the write after the start arrives');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(document_key->>'_id', ',' ORDER BY id) "
+		  . "FROM qleaf.event_store WHERE stream = 'fresh'"),
+	'after',
+	'nothing written before the stream started is delivered');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('fresh')");
+
+# ---------------------------------------------------------------------
 # 3. No partition for an event: the stream fails, then resumes
 # ---------------------------------------------------------------------
 # a database stream (of collections a and b) into a table partitioned by
