@@ -260,6 +260,41 @@ is($node->safe_psql('postgres', q{
 	WHERE st.stream = 'mixed' AND s.operation_type = 'snapshot'}),
 	't', "snapshot rows carry the snapshot's time as cluster time and a 'snapshot:' token; the change stream starts just after it");
 
+# A snapshot that fails (an event table trigger raises, on_error 'stop')
+# goes on from its position after reset_stream without a new snapshot.
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE fail_events (LIKE qleaf.event_store INCLUDING ALL);
+	CREATE FUNCTION refuse_10() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    IF NEW.full_document ->> 'n' = '10' THEN
+	        RAISE EXCEPTION 'document 10 refused';
+	    END IF;
+	    RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_10 BEFORE INSERT ON fail_events
+	  FOR EACH ROW EXECUTE FUNCTION refuse_10();
+});
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('failing', server => 'mongo', collection => 'mixed', "
+	  . "event_table => 'fail_events', batch_size => 4, snapshot => true)");
+ok(poll_sql("SELECT state = 'failed' AND snapshot = 'running' AND snapshot_documents = 10 "
+	  . "FROM qleaf.stream_status WHERE stream = 'failing'"),
+	'a snapshot document that cannot be stored fails the stream, its position kept')
+  or diag status('failing');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse_10 ON fail_events');
+$node->safe_psql('postgres', "SELECT qleaf.reset_stream('failing')");
+ok(poll_sql("SELECT snapshot = 'done' AND snapshot_documents = $nmixed "
+	  . "FROM qleaf.stream_state WHERE stream = 'failing'"),
+	'reset_stream of the failed stream completes the same snapshot')
+  or diag status('failing');
+is($node->safe_psql('postgres',
+	"SELECT count(*) || ' ' || count(DISTINCT cluster_timestamp) || ' ' "
+	  . "|| string_agg(full_document ->> 'n', ',' ORDER BY id) FROM fail_events"),
+	"$nmixed 1 " . join(',', 0 .. $nmixed - 1),
+	'each document once, in _id order, all of one snapshot');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('failing')");
+
 # reset with a new snapshot
 $node->safe_psql('postgres', 'DROP TRIGGER kill_once ON mixed_events');
 $node->safe_psql('postgres', "SELECT qleaf.reset_stream('mixed', snapshot => true)");
@@ -367,7 +402,8 @@ my $progress_row = $node->safe_psql('postgres',
 	"SELECT state || ' ' || (snapshot_total > 0) || ' ' || (snapshot_rate >= 0) "
 	  . "FROM qleaf.stream_status WHERE stream = 'big'");
 is($progress_row, 'snapshotting true true',
-	'stream_status shows state snapshotting, an estimated total and a rate');
+	'stream_status shows state snapshotting, an estimated total and a rate')
+  or diag status('big');
 my @progress;
 
 # fault 1: SIGKILL of the worker (the postmaster restarts every backend)
