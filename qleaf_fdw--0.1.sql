@@ -487,6 +487,11 @@ SELECT s.name AS stream,
        CASE WHEN st.state <> 'ok' THEN st.state
             WHEN NOT s.enabled THEN 'paused'
             WHEN r.pid IS NOT NULL THEN r.state
+            -- no slot while every slot holds a stream that runs
+            WHEN r.stream IS NULL AND
+                 (SELECT count(*) FROM qleaf._stream_runtime()) >=
+                 current_setting('qleaf_fdw.max_streams', true)::int
+              THEN 'waiting_for_slot'
             ELSE 'stopped' END AS state,
        r.pid,
        st.last_event_cluster_time,

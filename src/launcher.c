@@ -280,6 +280,34 @@ start_worker(int slotno, QleafStreamSlot *slot)
 }
 
 /*
+ * A slot whose stream has no worker and wants none (paused, failed,
+ * history_lost, invalidated), or -1.  Such a slot keeps the stream's
+ * counters for stream_status, so it is given up only when a stream that
+ * must run finds every slot taken.
+ */
+static int
+idle_slot(QleafStreamShared *sh, WantedStream *wanted, int nwanted)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < sh->nslots; i++)
+	{
+		QleafStreamSlot *slot = &sh->slots[i];
+		bool		wants_worker = false;
+
+		if (!slot->in_use || worker_handles[i] != NULL || slot->pid != 0)
+			continue;
+		for (j = 0; j < nwanted; j++)
+			if (wanted[j].run && strcmp(wanted[j].name, slot->name) == 0)
+				wants_worker = true;
+		if (!wants_worker)
+			return i;
+	}
+	return -1;
+}
+
+/*
  * Make the running workers match qleaf.streams.  Returns how long the
  * launcher may sleep before it must look again.
  */
@@ -366,12 +394,14 @@ reconcile(void)
 		if (slotno < 0)
 		{
 			if (free_slot < 0)
+				free_slot = idle_slot(sh, wanted, nwanted);
+			if (free_slot < 0)
 			{
 				ereport(WARNING,
 						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 						 errmsg("stream \"%s\" cannot start: all %d stream slots are taken",
 								w->name, sh->nslots),
-						 errhint("Raise qleaf_fdw.max_streams and restart the server.")));
+						 errhint("Raise qleaf_fdw.max_streams and restart the server, or pause or drop a stream.")));
 				continue;
 			}
 			slotno = free_slot;

@@ -17,8 +17,9 @@
 #    reset_stream resumes from the committed token: every event once, the
 #    ones written while it was failed too.
 # 4. Five streams with qleaf_fdw.max_streams = 4: four run, the fifth
-#    waits and the server log says why; when a slot frees it starts from
-#    its start point and catches up.
+#    waits (state waiting_for_slot) and the server log says why; when a
+#    stream is paused or dropped it takes the slot, starts from its start
+#    point and catches up.
 #
 # The stand-in (QLEAF_STANDIN, else test/mongo-standin) plays a one-member
 # replica set; with QLEAF_MONGODB_URI set, that server is used instead.
@@ -356,7 +357,7 @@ ok(poll_sql("SELECT count(*) = 4 FROM qleaf.stream_status WHERE stream LIKE 'm_'
 my $waiting = $node->safe_psql('postgres',
 	"SELECT stream FROM qleaf.stream_status WHERE stream LIKE 'm_' AND state <> 'running'");
 like($waiting, qr/^m[1-5]$/, 'one stream waits');
-is(state_of($waiting), 'stopped', 'its state is stopped');
+is(state_of($waiting), 'waiting_for_slot', 'its state is waiting_for_slot');
 ok( $node->wait_for_log(
 		qr/stream "$waiting" cannot start: all 4 stream slots are taken/,
 		$log_offset),
@@ -368,9 +369,22 @@ ok( poll_sql(
 		  . "(SELECT stream, count(*) AS n FROM qleaf.event_store WHERE stream IN ('"
 		  . join("', '", @running) . "') GROUP BY stream) e"),
 	'the four running streams store their events');
-$node->safe_psql('postgres', "SELECT qleaf.drop_stream('$running[0]')");
+# a paused stream gives its slot up to a stream that must run
+$node->safe_psql('postgres', "SELECT qleaf.pause_stream('$running[0]')");
 ok(poll_sql("SELECT state = 'running' FROM qleaf.stream_status WHERE stream = '$waiting'"),
-	'the waiting stream starts once a slot is free');
+	'the waiting stream starts once a stream is paused');
+is(state_of($running[0]), 'paused', 'the paused stream shows paused');
+$node->safe_psql('postgres', "SELECT qleaf.resume_stream('$running[0]')");
+ok( poll_sql(
+		"SELECT state = 'waiting_for_slot' FROM qleaf.stream_status WHERE stream = '$running[0]'"),
+	'resumed with every slot taken, it waits for one');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('$running[1]')");
+ok(poll_sql("SELECT state = 'running' FROM qleaf.stream_status WHERE stream = '$running[0]'"),
+	'it starts once a stream is dropped');
+ok( poll_sql(
+		"SELECT count(*) = " . substr($running[0], 1)
+		  . " FROM qleaf.event_store WHERE stream = '$running[0]'"),
+	'and has lost none of its events');
 my $n = substr($waiting, 1);
 ok(poll_sql("SELECT count(*) = $n FROM qleaf.event_store WHERE stream = '$waiting'"),
 	'it catches up from its start point');

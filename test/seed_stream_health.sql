@@ -10,7 +10,11 @@ SELECT stream, state, health_status, severity,
                                  coalesce(last_error, 'no error recorded'))
          WHEN 'stopped' THEN 'no worker runs this stream: check the server log and max_worker_processes'
          WHEN 'paused' THEN 'stream is paused: qleaf.resume_stream() starts it again'
-         WHEN 'blocked' THEN 'the notification queue is above qleaf_fdw.notify_queue_limit: a session that listens does not read, or stays in an open transaction'
+         WHEN 'blocked' THEN
+           CASE state
+             WHEN 'waiting_for_slot' THEN 'every stream slot is taken: raise qleaf_fdw.max_streams (a restart), or pause or drop a stream'
+             ELSE 'the notification queue is above qleaf_fdw.notify_queue_limit: a session that listens does not read, or stays in an open transaction'
+           END
          WHEN 'never_active' THEN 'no event yet: check the server, the collection and the pipeline'
          WHEN 'stalled' THEN format('no event for %s: check that the services still write',
                                     date_trunc('second', lag))
@@ -23,7 +27,7 @@ FROM (SELECT s.*,
                WHEN state IN ('failed', 'history_lost', 'invalidated') THEN 'down'
                WHEN state = 'stopped' THEN 'stopped'
                WHEN state = 'paused' THEN 'paused'
-               WHEN state = 'waiting_for_listeners' THEN 'blocked'
+               WHEN state IN ('waiting_for_listeners', 'waiting_for_slot') THEN 'blocked'
                WHEN last_event_cluster_time IS NULL THEN 'never_active'
                WHEN lag > interval '5 minutes' THEN 'stalled'
                WHEN errors_total > 5 THEN 'error_prone'
