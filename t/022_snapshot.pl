@@ -466,6 +466,11 @@ is($node->safe_psql('postgres',
 	"SELECT count(*) = count(DISTINCT resume_token) FROM qleaf.event_store WHERE stream = 'big'"),
 	't', 'no event is stored twice');
 is($node->safe_psql('postgres', q{
+	SELECT count(*) = count(DISTINCT document_key)
+	       AND count(*) = (SELECT snapshot_documents FROM qleaf.stream_state WHERE stream = 'big')
+	FROM qleaf.event_store WHERE stream = 'big' AND operation_type = 'snapshot'}),
+	't', 'the snapshot stored each document once, as many as it counted');
+is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM qleaf.event_store WHERE stream = 'big'
 	AND operation_type = 'snapshot'
 	AND id > (SELECT min(id) FROM qleaf.event_store WHERE stream = 'big'
