@@ -1368,6 +1368,8 @@ wait_for_notify_queue(void)
 	double		usage = notify_queue_usage();
 	TimestampTz since;
 	int			elevel;
+	/* running or snapshotting: what the worker goes on with */
+	QleafStreamRunState resume_state = slot->state;
 
 	if (usage <= qleaf_notify_queue_limit)
 		return;
@@ -1388,7 +1390,7 @@ wait_for_notify_queue(void)
 		nap(100);
 		usage = notify_queue_usage();
 	}
-	set_run_state(QLEAF_RUN_RUNNING);
+	set_run_state(resume_state);
 	ereport(elevel,
 			(errmsg("stream \"%s\" goes on: the notification queue is %.6f full after a pause of %ld ms",
 					def.name, usage,
