@@ -126,6 +126,37 @@ SELECT count(*) FROM wx_local;
 INSERT INTO events_auto VALUES (17, 'q', 17);
 SELECT count(*) FROM other WHERE _id = 17;
 
+-- writes through two servers commit one after the other, without two-phase
+-- commit (wx_second names itself with an appname, so a fail point can
+-- strike one client): when the first commit fails, nothing is committed and
+-- the other transaction is aborted; when the second fails, the first stays
+-- committed and the ERROR says so
+SELECT :'uri' || CASE WHEN :'uri' LIKE '%?%' THEN '&' ELSE '?' END
+       || 'appname=qleaf_second' AS second_uri \gset
+CREATE SERVER wx_second FOREIGN DATA WRAPPER qleaf_fdw
+  OPTIONS (uri :'second_uri', database 'qleaf_regress_writes');
+CREATE USER MAPPING FOR CURRENT_USER SERVER wx_second;
+CREATE FOREIGN TABLE second (_id int, kind text, n int)
+  SERVER wx_second OPTIONS (collection 'events');
+BEGIN;
+INSERT INTO wx_local VALUES (3);
+INSERT INTO events VALUES (18, 'r', 18);
+INSERT INTO second VALUES (19, 's', 19);
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["commitTransaction"], "appName": "qleaf_second", "errorCode": 251, "errorLabels": ["TransientTransactionError"]}}'
+COMMIT;
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": "off"}'
+SELECT count(*) FROM wx_local WHERE k = 3;
+SELECT _id FROM other WHERE _id IN (18, 19) ORDER BY _id;
+-- the other server's commit failing: wx_second's writes stay
+BEGIN;
+INSERT INTO events VALUES (20, 't', 20);
+INSERT INTO second VALUES (21, 'u', 21);
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": {"times": 1}, "data": {"failCommands": ["commitTransaction"], "appName": "qleaf_fdw", "errorCode": 251, "errorLabels": ["TransientTransactionError"]}}'
+COMMIT;
+\! test/mongo-cmd '{"configureFailPoint": "failCommand", "mode": "off"}'
+SELECT _id FROM other WHERE _id IN (20, 21) ORDER BY _id;
+DROP SERVER wx_second CASCADE;
+
 DROP TABLE wx_local;
 DROP SERVER wx_srv CASCADE;
 DROP SERVER wx_other CASCADE;

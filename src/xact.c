@@ -41,6 +41,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
 #include "modify.h"
@@ -167,10 +168,12 @@ qleaf_xact_read_session(QleafConn *conn)
 
 /*
  * Commit one MongoDB transaction, retrying while its result is unknown.
- * Raises an ERROR when it fails.
+ * Raises an ERROR when it fails.  "committed" names the servers whose
+ * transactions this commit already committed (NULL: none), so the ERROR
+ * can say what stays in MongoDB.
  */
 static void
-commit_one(QleafXact *x)
+commit_one(QleafXact *x, const char *committed)
 {
 	bson_t		reply;
 	bson_error_t error;
@@ -204,9 +207,23 @@ commit_one(QleafXact *x)
 				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 				 errmsg("the result of committing the MongoDB transaction on server \"%s\" is unknown",
 						qleaf_conn_server_name(x->conn)),
+				 committed == NULL ?
 				 errdetail("MongoDB error %u: %s. The writes of this transaction may or may not be committed in MongoDB; the PostgreSQL transaction is rolled back.",
-						   code, message),
+						   code, message) :
+				 errdetail("MongoDB error %u: %s. The writes through server \"%s\" may or may not be committed in MongoDB, those through %s were committed (servers commit one after the other, without two-phase commit); the PostgreSQL transaction is rolled back.",
+						   code, message, qleaf_conn_server_name(x->conn),
+						   committed),
 				 errhint("Check the MongoDB data before running the transaction again.")));
+	if (committed != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not commit the MongoDB transaction on server \"%s\"",
+						qleaf_conn_server_name(x->conn)),
+				 errdetail("MongoDB error %u: %s. Nothing written through server \"%s\" was committed, but the writes through %s were (servers commit one after the other, without two-phase commit); the PostgreSQL transaction is rolled back.",
+						   code, message, qleaf_conn_server_name(x->conn),
+						   committed),
+				 errhint("Check the data written through %s before running the transaction again: running it again would write it twice.",
+						 committed)));
 	ereport(ERROR,
 			(errcode(transient ? ERRCODE_T_R_SERIALIZATION_FAILURE :
 					 ERRCODE_FDW_ERROR),
@@ -257,9 +274,20 @@ xact_callback(XactEvent event, void *arg)
 						 errdetail("A subtransaction that wrote to MongoDB was rolled back; MongoDB transactions have no savepoints, so all of this transaction's MongoDB writes were undone."),
 						 errhint("Run the transaction again.")));
 			}
-			for (x = xacts; x != NULL; x = x->next)
-				if (x->in_txn)
-					commit_one(x);
+			{
+				StringInfoData committed;
+
+				initStringInfo(&committed);
+				for (x = xacts; x != NULL; x = x->next)
+				{
+					if (!x->in_txn)
+						continue;
+					commit_one(x, committed.len > 0 ? committed.data : NULL);
+					appendStringInfo(&committed, "%sserver \"%s\"",
+									 committed.len > 0 ? ", " : "",
+									 qleaf_conn_server_name(x->conn));
+				}
+			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (xacts != NULL || doomed)
