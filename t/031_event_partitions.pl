@@ -165,6 +165,10 @@ $node->safe_psql('postgres',
 
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN shop_events');
+# a session of another database listening on the same channel
+$node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
+my $elsewhere = $node->background_psql('elsewhere');
+$elsewhere->query_safe('LISTEN shop_events');
 $node->safe_psql(
 	'postgres', q{
 SELECT qleaf.create_stream('shop', server => 'shop', collection => 'orders',
@@ -204,6 +208,12 @@ is( join(',', @ids),
 	),
 	'NOTIFY names each stored event once, in commit order (RETURNING through the partitioned table)');
 $listener->quit;
+# the 21 notifications have been delivered to the listener above, so a
+# session of another database would have had them by now
+unlike($elsewhere->query_safe('SELECT 1'),
+	qr/Asynchronous notification/,
+	"a session of another database hears none of the stream's notifications");
+$elsewhere->quit;
 ok(poll_sql("SELECT count(*) = 0 FROM shop_events WHERE resume_token = '00'"),
 	'retention deletes an old event from its partition');
 
