@@ -23,7 +23,7 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from . import cursors, mongos, storage, wire
+from . import cursors, mongos, storage, views, wire
 from . import lookup  # noqa: F401  ($lookup with let and pipeline)
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
@@ -243,7 +243,9 @@ def _run_locked(ctx, handler):
             session.retry_reply is not None:
         return copy.deepcopy(session.retry_reply)
     try:
-        reply = handler(ctx)
+        reply = views.check(ctx, _pipeline_result)
+        if reply is None:
+            reply = handler(ctx)
     except CommandError:
         # mongod aborts a transaction when one of its commands fails
         if ctx.txn is not None and ctx.txn.state == "in_progress":
@@ -520,6 +522,8 @@ def cmd_list_databases(ctx):
 
 
 def _coll_info(c):
+    if views.is_view(c):
+        return views.coll_info(c)
     return {"name": c.name, "type": "collection", "options": dict(c.options),
             "info": {"readOnly": False, "uuid": c.uuid},
             "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}
@@ -533,7 +537,7 @@ def cmd_list_collections(ctx):
         info = _coll_info(c)
         if flt and not storage._filter_applies(flt, info):
             continue
-        infos.append({"name": name, "type": "collection"} if name_only else info)
+        infos.append({"name": name, "type": info["type"]} if name_only else info)
     ns = "%s.$cmd.listCollections" % ctx.db
     return _cursor_reply(ctx, ns, infos, wire.encode,
                          _batch_size(ctx.body.get("cursor")))
@@ -588,11 +592,13 @@ def cmd_create(ctx):
         if k not in _CREATE_OPTIONS:
             raise CommandError(40415, "Location40415",
                                "BSON field 'create.%s' is an unknown field." % k)
-        if k in ("viewOn", "pipeline", "timeseries", "encryptedFields",
-                 "clusteredIndex"):
+        if k in ("timeseries", "encryptedFields", "clusteredIndex"):
             raise CommandError(238, "NotImplemented",
                                "the stand-in does not support the create option '%s'" % k)
         options[k] = v
+    if "viewOn" in options or "pipeline" in options:
+        ctx.view.create(ctx.db, name, views.create_options(ctx, options))
+        return {"ok": 1.0}
     _check_pre_images(options.get("changeStreamPreAndPostImages"))
     _check_validator(options.get("validator"))
     ctx.view.create(ctx.db, name, options)
@@ -1509,6 +1515,15 @@ def _is_count_group(spec):
 
 
 def _run_pipeline_docs(ctx, ns, docs, stages, batch_size, out_stage=None):
+    result = _pipeline_result(ctx, docs, stages)
+    if out_stage is not None:
+        _write_out(ctx, out_stage["$out"], result)
+        result = []
+    return _cursor_reply(ctx, ns, result, wire.encode, batch_size)
+
+
+def _pipeline_result(ctx, docs, stages):
+    """The documents stages make of docs (mongomock's pipeline)."""
     from mongomock import aggregate as mm_aggregate
     if any(next(iter(st)) not in _NON_MUTATING for st in stages):
         docs = copy.deepcopy(docs)
@@ -1542,10 +1557,7 @@ def _run_pipeline_docs(ctx, ns, docs, stages, batch_size, out_stage=None):
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
         raise CommandError(2, "BadValue", "aggregation failed: %s: %s"
                            % (type(e).__name__, e))
-    if out_stage is not None:
-        _write_out(ctx, out_stage["$out"], result)
-        result = []
-    return _cursor_reply(ctx, ns, result, wire.encode, batch_size)
+    return result
 
 
 def _write_out(ctx, target, docs):
