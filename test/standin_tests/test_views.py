@@ -52,6 +52,16 @@ def test_find_runs_the_view_pipeline_first(db):
     assert db.paid.find_one({"_id": 2}) is None
 
 
+def test_cursor_on_the_view_in_batches(db):
+    _orders(db)
+    cur = db.paid.find(batch_size=1)
+    assert [d["_id"] for d in cur] == [1, 3, 4]
+    reply = db.command("find", "paid", batchSize=1)
+    assert reply["cursor"]["ns"] == db.name + ".paid"
+    got = list(db.paid.aggregate([{"$sort": {"total": -1}}], batchSize=1))
+    assert [d["_id"] for d in got] == [3, 1, 4]
+
+
 def test_aggregate_and_count_on_the_view(db):
     _orders(db)
     got = list(db.paid.aggregate([{"$match": {"cust": "a"}},
