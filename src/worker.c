@@ -355,6 +355,36 @@ maintenance_failed(const char *what)
 	FreeErrorData(edata);
 }
 
+/*
+ * In a PG_CATCH block of opening the change stream or reading the
+ * snapshot: log the error and keep it.  Returns its text when retrying
+ * cannot help (bad credentials, privileges, missing objects or bad
+ * values: the stream fails), else NULL.
+ */
+static char *
+open_failed(const char *what)
+{
+	ErrorData  *edata = catch_error(worker_cxt);
+	char	   *text = error_text(edata);
+	char	   *fatal = NULL;
+
+	ereport(LOG,
+			(errmsg("stream \"%s\" cannot %s: %s", def.name, what, text)));
+	qleaf_stream_set_error(slot, text);
+	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+	{
+		case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
+		case ERRCODE_DATA_EXCEPTION:
+			fatal = text;
+			break;
+		default:
+			break;
+	}
+	FreeErrorData(edata);
+	return fatal;
+}
+
 /* ----------------------------------------------------------------
  *		The definition
  * ----------------------------------------------------------------
@@ -764,30 +794,9 @@ open_stream(void)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata = catch_error(worker_cxt);
-
+		fatal = open_failed("open its change stream");
 		cs = NULL;
 		MemoryContextReset(stream_cxt);
-		ereport(LOG,
-				(errmsg("stream \"%s\" cannot open its change stream: %s",
-						def.name, error_text(edata))));
-		qleaf_stream_set_error(slot, error_text(edata));
-
-		/*
-		 * Retrying cannot help against bad credentials, privileges, missing
-		 * objects or bad values: those fail the stream.
-		 */
-		switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
-		{
-			case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
-			case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
-			case ERRCODE_DATA_EXCEPTION:
-				fatal = error_text(edata);
-				break;
-			default:
-				break;
-		}
-		FreeErrorData(edata);
 		ok = false;
 	}
 	PG_END_TRY();
@@ -1585,25 +1594,9 @@ run_snapshot(void)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata = catch_error(worker_cxt);
-
+			fatal = open_failed("read its snapshot");
 			snap = NULL;
 			MemoryContextReset(stream_cxt);
-			ereport(LOG,
-					(errmsg("stream \"%s\" cannot read its snapshot: %s",
-							def.name, error_text(edata))));
-			qleaf_stream_set_error(slot, error_text(edata));
-			switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
-			{
-				case ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION:
-				case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
-				case ERRCODE_DATA_EXCEPTION:
-					fatal = error_text(edata);
-					break;
-				default:
-					break;
-			}
-			FreeErrorData(edata);
 			failed = true;
 		}
 		PG_END_TRY();
