@@ -2,7 +2,7 @@
 -- ORDER BY and LIMIT / OFFSET pushdown: a sorted scan gets a $sort (with
 -- computed keys where MongoDB's order of nulls or ObjectIds differs from
 -- PostgreSQL's), a query on one table whose conditions all ship gets
--- $skip / $limit.  Every case shows its decision and checks its rows, in
+-- a $limit of LIMIT + OFFSET.  Every case shows its decision and checks its rows, in
 -- order, against a local heap copy and against pushdown off.
 --
 \! /usr/bin/python3 test/fixtures/load.py upper

@@ -4,8 +4,10 @@
  *		  ORDER BY, LIMIT / OFFSET and aggregates in the pipeline
  *
  * Sorted paths of a foreign table (pathkeys) get a $sort; the final
- * relation of a query on one foreign table gets $skip / $limit; the
- * grouping relation gets a $group.  Rules of this file:
+ * relation of a query on one foreign table gets a $limit of LIMIT + OFFSET
+ * documents (never $skip: the scan converts and drops the OFFSET rows, as
+ * a Limit node would); the grouping relation gets a $group.  Rules of this
+ * file:
  * - A sort key ships only where MongoDB's order of the documents is an
  *   order PostgreSQL's sort could give for the converted values: integer
  *   columns (numbers of any BSON type compare by value in both), boolean
@@ -106,7 +108,7 @@ static const char *const null_types[] = {"missing", "null", "undefined"};
 /* What an upper relation's scan does. */
 typedef enum QleafUpperKind
 {
-	QLEAF_UPPER_LIMIT,			/* a scan of one table with $skip / $limit */
+	QLEAF_UPPER_LIMIT,			/* a scan of one table with a $limit of LIMIT + OFFSET */
 	QLEAF_UPPER_GROUP			/* a $group */
 } QleafUpperKind;
 
@@ -181,7 +183,7 @@ qleaf_upper_init(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("qleaf_fdw.enable_limit_pushdown",
-							 "Lets MongoDB apply LIMIT and OFFSET ($skip, $limit).",
+							 "Lets MongoDB apply LIMIT and OFFSET (a $limit of LIMIT + OFFSET documents).",
 							 "Takes effect only while qleaf_fdw.enable_pushdown is on.",
 							 &qleaf_enable_limit_pushdown,
 							 true,
@@ -1596,9 +1598,9 @@ add_group_paths(PlannerInfo *root, RelOptInfo *input_rel,
 }
 
 /*
- * GetForeignUpperPaths: a grouping path with $group, a final path with
- * $skip / $limit.  (Ordered paths are offered by the scan itself, as
- * sorted paths: qleaf_add_sorted_paths.)
+ * GetForeignUpperPaths: a grouping path with $group, a final path with a
+ * $limit of LIMIT + OFFSET.  (Ordered paths are offered by the scan
+ * itself, as sorted paths: qleaf_add_sorted_paths.)
  */
 void
 qleafGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
