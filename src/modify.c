@@ -1219,6 +1219,31 @@ already_updated(QleafModifyState *st, const bson_t *filter)
 	return false;
 }
 
+/*
+ * One row's findAndModify (update NULL: remove it); with RETURNING, slot
+ * is filled from the document MongoDB returns.  False when no document
+ * matched.
+ */
+static bool
+modify_one(QleafModifyState *st, EState *estate, TupleTableSlot *slot,
+		   bson_t *query, bson_t *update)
+{
+	bson_iter_t value;
+	bson_t		doc;
+	const uint8_t *data;
+	uint32_t	len;
+
+	if (!send_find_and_modify(st, query, update, &value))
+		return false;
+	if (!st->fill_slot)
+		return true;
+	bson_iter_document(&value, &len, &data);
+	if (!bson_init_static(&doc, data, len))
+		elog(ERROR, "qleaf_fdw: invalid document in findAndModify reply");
+	fill_slot_from_document(st, estate, slot, &doc);
+	return true;
+}
+
 static TupleTableSlot *
 qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 					   TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -1228,7 +1253,6 @@ qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	Datum		id;
 	bson_t	   *query;
 	bson_t	   *update;
-	bson_iter_t value;
 	TupleTableSlot *result = slot;
 
 	oldcxt = MemoryContextSwitchTo(st->rowcxt);
@@ -1338,19 +1362,8 @@ qleafExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		check_document_size(st, update);
 	}
 
-	if (!send_find_and_modify(st, query, update, &value))
+	if (!modify_one(st, estate, slot, query, update))
 		result = NULL;
-	else if (st->fill_slot)
-	{
-		bson_t		doc;
-		const uint8_t *data;
-		uint32_t	len;
-
-		bson_iter_document(&value, &len, &data);
-		if (!bson_init_static(&doc, data, len))
-			elog(ERROR, "qleaf_fdw: invalid document in findAndModify reply");
-		fill_slot_from_document(st, estate, slot, &doc);
-	}
 	free_owned(st);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->rowcxt);
@@ -1364,24 +1377,12 @@ qleafExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	QleafModifyState *st = (QleafModifyState *) rinfo->ri_FdwState;
 	MemoryContext oldcxt;
 	bson_t	   *query;
-	bson_iter_t value;
 	TupleTableSlot *result = slot;
 
 	oldcxt = MemoryContextSwitchTo(st->rowcxt);
 	query = id_filter(st, row_id(st, planSlot));
-	if (!send_find_and_modify(st, query, NULL, &value))
+	if (!modify_one(st, estate, slot, query, NULL))
 		result = NULL;
-	else if (st->fill_slot)
-	{
-		bson_t		doc;
-		const uint8_t *data;
-		uint32_t	len;
-
-		bson_iter_document(&value, &len, &data);
-		if (!bson_init_static(&doc, data, len))
-			elog(ERROR, "qleaf_fdw: invalid document in findAndModify reply");
-		fill_slot_from_document(st, estate, slot, &doc);
-	}
 	free_owned(st);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(st->rowcxt);
