@@ -474,13 +474,15 @@ qleaf_snapshot_next(QleafSnapshot *snap, int max, bson_t **events,
 {
 	int			n = 0;
 
+	/* the current document's {_id}, reused; owned, so an ERROR frees it */
+	bson_t	   *iddoc = qleaf_bson_new_owned(cxt);
+
 	while (n < max)
 	{
 		const bson_t *doc;
 		bson_iter_t it;
 		bson_t	   *ev;
 		bson_t		sub;
-		bson_t		iddoc = BSON_INITIALIZER;
 		StringInfoData tok;
 		const char *coll;
 
@@ -501,13 +503,14 @@ qleaf_snapshot_next(QleafSnapshot *snap, int max, bson_t **events,
 		if (!bson_iter_init_find(&it, doc, "_id"))
 			continue;			/* every stored document has one */
 		coll = linitial(snap->collections);
-		bson_append_iter(&iddoc, "_id", -1, &it);
+		bson_reinit(iddoc);
+		bson_append_iter(iddoc, "_id", -1, &it);
 
 		initStringInfo(&tok);
 		appendStringInfo(&tok, "snapshot:%u.%u:%s:",
 						 (uint32) (snap->at >> 32),
 						 (uint32) (snap->at & 0xFFFFFFFF), coll);
-		append_id_text(&tok, &iddoc);
+		append_id_text(&tok, iddoc);
 
 		ev = qleaf_bson_new_owned(cxt);
 		bson_append_document_begin(ev, "_id", -1, &sub);
@@ -521,7 +524,7 @@ qleaf_snapshot_next(QleafSnapshot *snap, int max, bson_t **events,
 		bson_append_utf8(&sub, "db", -1, snap->dbname, -1);
 		bson_append_utf8(&sub, "coll", -1, coll, -1);
 		bson_append_document_end(ev, &sub);
-		bson_append_document(ev, "documentKey", -1, &iddoc);
+		bson_append_document(ev, "documentKey", -1, iddoc);
 		bson_append_document(ev, "fullDocument", -1, doc);
 		events[n] = ev;
 		tokens[n] = MemoryContextStrdup(cxt, tok.data);
@@ -531,8 +534,7 @@ qleaf_snapshot_next(QleafSnapshot *snap, int max, bson_t **events,
 			snap->last_id = qleaf_bson_new_owned(snap->cxt);
 		else
 			bson_reinit(snap->last_id);
-		bson_concat(snap->last_id, &iddoc);
-		bson_destroy(&iddoc);
+		bson_concat(snap->last_id, iddoc);
 		n++;
 	}
 	return n;
