@@ -23,14 +23,14 @@ use strict;
 use warnings;
 
 use File::Basename qw(dirname);
-use IPC::Run;
+use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use QleafStandin;
 use Test::More;
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
 my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
-my $python = '/usr/bin/python3';
 my $given_uri = $ENV{QLEAF_MONGODB_URI};
 my $db = 'qleaf_tap_backoff';
 
@@ -42,47 +42,18 @@ my $limit = '0.00002';
 my $events = 1000;
 my $pad = 400;
 
-my @standins;
-END
-{
-	for my $h (@standins)
-	{
-		eval { $h->kill_kill; };
-	}
-}
-
 my $uri = $given_uri;
 if (!defined $uri)
 {
 	plan skip_all => "no stand-in at $standin" unless -x $standin;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my $dbpath = PostgreSQL::Test::Utils::tempdir('standin');
-	my ($in, $out, $err) = ('', '', '');
-	my $timer = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
-	my $h = IPC::Run::start(
-		[
-			$python, $standin, '--port', $port, '--replset', 'rs0',
-			'--dbpath', $dbpath
-		],
-		\$in, \$out, \$err, $timer);
-	$h->pump until $out =~ /^ready$/m || $timer->is_expired || !$h->pumpable;
-	die "stand-in did not start: $err" unless $out =~ /^ready$/m;
-	push @standins, $h;
+	my $port = standin_start($standin, '--replset', 'rs0');
 	$uri = "mongodb://127.0.0.1:$port/?replicaSet=rs0";
 }
 
 # Run Python with a pymongo database handle "d" on $db.
 sub mongo
 {
-	my ($code) = @_;
-	my $prog = "import pymongo, sys\n"
-	  . "c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)\n"
-	  . "d = c['$db']\n"
-	  . $code . "\n";
-	my ($out, $err);
-	IPC::Run::run([ $python, '-c', $prog, $uri ], '>', \$out, '2>', \$err)
-	  or die "pymongo failed: $err";
-	return $out;
+	return mongo_python($uri, $db, @_);
 }
 
 mongo("c.drop_database('$db')");

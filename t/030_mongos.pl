@@ -15,25 +15,16 @@ use strict;
 use warnings;
 
 use File::Basename qw(dirname);
-use IPC::Run;
+use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use QleafStandin;
 use Test::More;
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
 my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
-my $python = '/usr/bin/python3';
 my $db = 'qleaf_tap_mongos';
 my ($ret, $out, $err);
-
-my @standins;
-END
-{
-	for my $h (@standins)
-	{
-		eval { $h->kill_kill; };
-	}
-}
 
 my $uri = $ENV{QLEAF_MONGOS_URI};
 my $standin_log;
@@ -43,35 +34,15 @@ if (!defined $uri)
 	  'QLEAF_MONGODB_URI names a replica set, not a mongos (set QLEAF_MONGOS_URI to run this test against a real router)'
 	  if defined $ENV{QLEAF_MONGODB_URI};
 	plan skip_all => "no stand-in at $standin" unless -x $standin;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my $dbpath = PostgreSQL::Test::Utils::tempdir('standin');
-	$standin_log = "$dbpath/standin.log";
-	my ($in, $sout, $serr) = ('', '', '');
-	my $timer = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
-	my $h = IPC::Run::start(
-		[
-			$python, $standin, '--port', $port, '--mongos',
-			'--dbpath', $dbpath, '--log', $standin_log
-		],
-		\$in, \$sout, \$serr, $timer);
-	$h->pump
-	  until $sout =~ /^ready$/m || $timer->is_expired || !$h->pumpable;
-	die "stand-in did not start: $serr" unless $sout =~ /^ready$/m;
-	push @standins, $h;
+	$standin_log = PostgreSQL::Test::Utils::tempdir('standin_log') . '/standin.log';
+	my $port = standin_start($standin, '--mongos', '--log', $standin_log);
 	$uri = "mongodb://127.0.0.1:$port/";
 }
 
 # Run Python with a pymongo client "c" and a database handle "d" on $db.
 sub mongo
 {
-	my ($code) = @_;
-	my $prog = "import pymongo, sys\n"
-	  . "c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)\n"
-	  . "d = c['$db']\n"
-	  . $code . "\n";
-	my ($o, $e);
-	IPC::Run::run([ $python, '-c', $prog, $uri ], '>', \$o, '2>', \$e)
-	  or die "pymongo failed: $e";
+	my $o = mongo_python($uri, $db, @_);
 	chomp $o;
 	return $o;
 }

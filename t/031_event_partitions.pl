@@ -29,58 +29,30 @@ use strict;
 use warnings;
 
 use File::Basename qw(dirname);
+use lib dirname(__FILE__);
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use QleafStandin;
 use Test::More;
 use Time::HiRes qw(usleep);
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
 my $standin = $ENV{QLEAF_STANDIN} // "$srcdir/test/mongo-standin";
-my $python = '/usr/bin/python3';
 my $db = 'qleaf_tap_partitions';
 my ($ret, $out, $err);
-
-my @standins;
-END
-{
-	for my $h (@standins)
-	{
-		eval { $h->kill_kill; };
-	}
-}
 
 my $uri = $ENV{QLEAF_MONGODB_URI};
 if (!defined $uri)
 {
 	plan skip_all => "no stand-in at $standin" unless -x $standin;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my $dbpath = PostgreSQL::Test::Utils::tempdir('standin');
-	my ($in, $sout, $serr) = ('', '', '');
-	my $timer = IPC::Run::timer($PostgreSQL::Test::Utils::timeout_default);
-	my $h = IPC::Run::start(
-		[
-			$python, $standin, '--port', $port, '--replset', 'rs0',
-			'--dbpath', $dbpath
-		],
-		\$in, \$sout, \$serr, $timer);
-	$h->pump
-	  until $sout =~ /^ready$/m || $timer->is_expired || !$h->pumpable;
-	die "stand-in did not start: $serr" unless $sout =~ /^ready$/m;
-	push @standins, $h;
+	my $port = standin_start($standin, '--replset', 'rs0');
 	$uri = "mongodb://127.0.0.1:$port/?replicaSet=rs0";
 }
 
 sub mongo
 {
-	my ($code) = @_;
-	my $prog = "import pymongo, sys\n"
-	  . "c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)\n"
-	  . "d = c['$db']\n"
-	  . $code . "\n";
-	my ($o, $e);
-	IPC::Run::run([ $python, '-c', $prog, $uri ], '>', \$o, '2>', \$e)
-	  or die "pymongo failed: $e";
+	my $o = mongo_python($uri, $db, @_);
 	chomp $o;
 	return $o;
 }
