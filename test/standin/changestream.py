@@ -697,6 +697,9 @@ class ChangeStreamCursor:
             return False if db not in _INTERNAL_DBS else None
         if op in _EXPANDED_ONLY and not self._expanded:
             return None
+        if entry.get("buckets"):
+            # a time series collection's writes (timeseries.py)
+            return None
         if not self._ns_match(db, entry.get("coll")):
             return None
         return op == "drop" and level == LEVEL_COLLECTION

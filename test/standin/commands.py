@@ -23,7 +23,7 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from . import cursors, mongos, storage, views, wire
+from . import cursors, mongos, storage, timeseries, views, wire
 from . import lookup  # noqa: F401  ($lookup with let and pipeline)
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
@@ -51,6 +51,9 @@ NO_LOCK = {"ping", "saslStart", "saslContinue", "configureFailPoint",
            "connectionStatus", "startSession"}
 
 WRITE_COMMANDS = {"insert", "update", "delete", "findAndModify", "findandmodify"}
+# commands whose oplog entries may be writes to a time series collection
+_TS_MARKED = {"insert", "update", "delete", "create", "drop", "dropDatabase", "collMod",
+              "createIndexes", "dropIndexes"}
 
 
 class Context:
@@ -242,7 +245,11 @@ def _run_locked(ctx, handler):
     if retryable and session.retry_number == int(txn_number) and \
             session.retry_reply is not None:
         return copy.deepcopy(session.retry_reply)
+    ts_before = None
+    if ctx.name in _TS_MARKED:
+        ts_before = timeseries.names(view, ctx.db)
     try:
+        timeseries.check(ctx)
         reply = views.check(ctx, _pipeline_result)
         if reply is None:
             reply = handler(ctx)
@@ -253,6 +260,8 @@ def _run_locked(ctx, handler):
         raise
     finally:
         if ctx.txn is None and view.entries:
+            if ts_before is not None:
+                timeseries.mark(view.entries, ctx.db, ts_before, view)
             ctx.op_time = server.oplog.append(view.entries)
     if ctx.txn is not None and isinstance(reply, dict) and reply.get("writeErrors") \
             and ctx.txn.state == "in_progress":
@@ -532,12 +541,20 @@ def _coll_info(c):
 def cmd_list_collections(ctx):
     flt = _doc_arg(ctx.body, "filter")
     name_only = bool(ctx.body.get("nameOnly"))
+    entries = []
+    for name, c in ctx.view.collections(ctx.db).items():
+        if timeseries.is_ts(c):
+            entries.extend(timeseries.coll_infos(c))
+        else:
+            entries.append(_coll_info(c))
     infos = []
-    for name, c in sorted(ctx.view.collections(ctx.db).items()):
-        info = _coll_info(c)
+    for info in sorted(entries, key=lambda i: i["name"]):
+        if name_only:
+            # mongod matches the filter against what it returns
+            info = {"name": info["name"], "type": info["type"]}
         if flt and not storage._filter_applies(flt, info):
             continue
-        infos.append({"name": name, "type": info["type"]} if name_only else info)
+        infos.append(info)
     ns = "%s.$cmd.listCollections" % ctx.db
     return _cursor_reply(ctx, ns, infos, wire.encode,
                          _batch_size(ctx.body.get("cursor")))
@@ -592,10 +609,13 @@ def cmd_create(ctx):
         if k not in _CREATE_OPTIONS:
             raise CommandError(40415, "Location40415",
                                "BSON field 'create.%s' is an unknown field." % k)
-        if k in ("timeseries", "encryptedFields", "clusteredIndex"):
+        if k in ("encryptedFields", "clusteredIndex"):
             raise CommandError(238, "NotImplemented",
                                "the stand-in does not support the create option '%s'" % k)
         options[k] = v
+    if "timeseries" in options:
+        ctx.view.create(ctx.db, name, timeseries.create_options(ctx, name, options))
+        return {"ok": 1.0}
     if "viewOn" in options or "pipeline" in options:
         ctx.view.create(ctx.db, name, views.create_options(ctx, options))
         return {"ok": 1.0}
@@ -835,6 +855,7 @@ def cmd_insert(ctx):
     validated = bool(c.options.get("validator")) and \
         not ctx.body.get("bypassDocumentValidation")
     ns_db, ns_coll = c.db, c.name
+    is_ts = timeseries.is_ts(c)
     for i, (doc, raw) in enumerate(zip(docs, raws)):
         try:
             if not isinstance(doc, dict):
@@ -852,6 +873,8 @@ def cmd_insert(ctx):
             if raw is not None and len(raw) > wire.MAX_BSON_OBJECT_SIZE:
                 raise CommandError(10334, "BSONObjectTooLarge", "object to insert too large")
             key = id_key(_id)
+            if is_ts:
+                timeseries.check_measurement(c, doc)
             if validated:
                 _validate(c, doc)
             before_write(c, key)
@@ -981,6 +1004,8 @@ def cmd_update(ctx):
                                    "update")
             af = spec.get("arrayFilters")
             c = ctx.view.get(ctx.db, name)
+            if timeseries.is_ts(c):
+                timeseries.check_update(c, spec)
             matches = _match_pairs(c, q) if c is not None else []
             if not multi:
                 matches = matches[:1]

@@ -1,9 +1,7 @@
 """Read-only views (create with viewOn and pipeline), as mongod has them:
 listCollections shows them as type "view", reads run the view's pipeline
 before the request's, writes and change streams are refused with 166
-CommandNotSupportedOnView.  Time series collections are not stored by the
-stand-in: their create stays NotImplemented (238), which a real server
-never answers, so that test is stand-in only."""
+CommandNotSupportedOnView.  Time series collections: test_timeseries.py."""
 import pytest
 from pymongo.errors import BulkWriteError, OperationFailure, WriteError
 
@@ -160,13 +158,6 @@ def test_view_pipeline_may_not_write(db):
     with pytest.raises(OperationFailure) as e:
         db.command("create", "w", viewOn="orders", pipeline=[{"$out": "x"}])
     assert e.value.code in (167, 9)
-
-
-@pytest.mark.standin_only
-def test_time_series_is_not_implemented(db):
-    with pytest.raises(OperationFailure) as e:
-        db.command("create", "ts", timeseries={"timeField": "t"})
-    assert e.value.code == 238
 
 
 @pytest.mark.standin_only
