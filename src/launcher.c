@@ -307,6 +307,18 @@ idle_slot(QleafStreamShared *sh, WantedStream *wanted, int nwanted)
 	return -1;
 }
 
+/* The delay before restart number failures: 1 s, 2 s, 4 s ... 60 s. */
+static long
+restart_delay(int failures)
+{
+	long		delay = RESTART_MIN_MS;
+	int			k;
+
+	for (k = 1; k < failures && delay < RESTART_MAX_MS; k++)
+		delay *= 2;
+	return Min(delay, RESTART_MAX_MS);
+}
+
 /*
  * Make the running workers match qleaf.streams.  Returns how long the
  * launcher may sleep before it must look again.
@@ -319,10 +331,12 @@ reconcile(void)
 	int			nwanted;
 	int			i;
 	int			j;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	long		timeout = LAUNCHER_POLL_MS;
 
 	wanted = read_streams(&nwanted);
+	/* after the read: a restart's delay counts from when the exit is seen */
+	now = GetCurrentTimestamp();
 
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	for (i = 0; i < sh->nslots; i++)
@@ -348,14 +362,9 @@ reconcile(void)
 				slot->pid = 0;
 				if (!slot->stop_requested)
 				{
-					long		delay = RESTART_MIN_MS;
-					int			k;
-
-					for (k = 0; k < slot->failures && delay < RESTART_MAX_MS; k++)
-						delay *= 2;
-					delay = Min(delay, RESTART_MAX_MS);
 					slot->failures++;
-					slot->next_start = TimestampTzPlusMilliseconds(now, delay);
+					slot->next_start =
+						TimestampTzPlusMilliseconds(now, restart_delay(slot->failures));
 				}
 				slot->stop_requested = false;
 			}
@@ -442,7 +451,13 @@ reconcile(void)
 			continue;
 		}
 		if (slot->ever_started && slot->failures > 0)
+		{
 			slot->restarts++;
+			ereport(LOG,
+					(errmsg("restarting the worker of stream \"%s\", which exited unexpectedly: restart " UINT64_FORMAT ", delayed %ld ms",
+							w->name, slot->restarts,
+							restart_delay(slot->failures))));
+		}
 		slot->ever_started = true;
 	}
 	LWLockRelease(sh->lock);

@@ -249,6 +249,9 @@ backoff(void)
 	ms = Min(ms, BACKOFF_MAX_MS);
 	ms *= 0.5 + pg_prng_double(&pg_global_prng_state) / 2;
 	backoff_attempt++;
+	ereport(DEBUG1,
+			(errmsg("stream \"%s\" tries again in %ld ms (attempt %d)",
+					def.name, (long) ms, backoff_attempt)));
 	nap((long) ms);
 }
 
