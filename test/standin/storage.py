@@ -146,6 +146,15 @@ class Collection:
         self.docs = {}            # id_key -> [dict, raw bytes or None]
         self.options = dict(options or {})
         self.indexes = [{"v": 2, "key": {"_id": 1}, "name": "_id_"}]
+        ts = self.options.get("timeseries")
+        if isinstance(ts, dict):
+            # a time series collection (timeseries.py) has no _id index;
+            # mongod (6.3 on) gives it one on its metaField and timeField
+            self.indexes = []
+            if ts.get("metaField"):
+                meta, time_field = ts["metaField"], ts["timeField"]
+                self.indexes = [{"v": 2, "key": {meta: 1, time_field: 1},
+                                 "name": "%s_1_%s_1" % (meta, time_field)}]
         self.unique = {}          # index name -> {value key: id key}
         self.created = datetime.datetime.utcnow()
         self.uuid = Binary(os.urandom(16), 4)

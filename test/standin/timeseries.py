@@ -15,6 +15,8 @@ only listed.  What a client sees:
 * insert: the time field must be a BSON date (write error 2 otherwise); not
   in a transaction (263);
 * find, count, distinct, aggregate: the measurements, as on a collection;
+* listIndexes: no _id index, one on the metaField and timeField (storage.py
+  makes it with the collection);
 * update: the 6.0/7.0 rules (multi only, no upsert, operator updates of the
   metaField only, queries on the metaField only; write error 72 otherwise);
 * delete: any filter and limit (7.0); not in a transaction;

@@ -158,6 +158,18 @@ def test_list_collections_shows_the_buckets_collection(db):
     assert {"readings", "system.buckets.readings"} <= names
 
 
+def test_indexes(db):
+    if _version(db.client) < (6, 3) and db.client.server_info().get("gitVersion") \
+            != "0" * 40:
+        pytest.skip("the default metaField/timeField index came in MongoDB 6.3")
+    _readings(db)
+    db.command("create", "nometa", timeseries={"timeField": "t"})
+    # no _id index; with a metaField, one on it and the time field
+    got = [(i["name"], dict(i["key"])) for i in db.readings.list_indexes()]
+    assert got == [("meta_1_t_1", {"meta": 1, "t": 1})]
+    assert list(db.nometa.list_indexes()) == []
+
+
 # -- inserts and reads ------------------------------------------------------
 
 def test_insert_needs_a_date_in_the_time_field(db):
