@@ -305,11 +305,13 @@ $node->safe_psql(
 	'postgres', q{
 	CREATE MATERIALIZED VIEW refreshed_count AS
 	  SELECT count(*) AS n FROM qleaf.event_store WHERE stream = 'refreshed';
+	-- at: the start of the refresh's transaction, which the worker begins
+	-- right after it decides to refresh
 	CREATE TABLE refresh_log (seq serial, ev text, at timestamptz, n bigint);
 	CREATE FUNCTION log_refresh() RETURNS event_trigger LANGUAGE plpgsql AS $$
 	BEGIN
 	  INSERT INTO public.refresh_log (ev, at, n)
-	  VALUES (TG_EVENT, clock_timestamp(),
+	  VALUES (TG_EVENT, now(),
 	          CASE WHEN TG_EVENT = 'ddl_command_end'
 	               THEN (SELECT n FROM public.refreshed_count) END);
 	END $$;
