@@ -3,7 +3,9 @@ saslStart, saslContinue, the final empty saslContinue, and
 speculativeAuthenticate inside hello.
 
 Rules of this file:
-- One user, given as --auth USER:PASSWORD, defined in the admin database.
+- The users live in authz.Registry: the --auth USER:PASSWORD user is
+  defined in the admin database with the root role; createUser adds more,
+  each in its own database (the authSource a client names).
 - Only SCRAM-SHA-256; any other mechanism is MechanismUnavailable (334).
 - Every failure is AuthenticationFailed (18) with mongod's message, and
   never says which part was wrong.
@@ -18,6 +20,7 @@ import unicodedata
 
 from bson.binary import Binary
 
+from . import authz
 from .errors import CommandError, AUTHENTICATION_FAILED, MECHANISM_UNAVAILABLE, \
     BAD_VALUE
 
@@ -50,19 +53,30 @@ def _hmac(key, msg):
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
+def make_credentials(password):
+    """SCRAM-SHA-256 credentials of a password, as mongod stores them."""
+    # mongod (and libmongoc, which checks it) use hash size - 4 bytes
+    salt = os.urandom(28)
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode("utf-8"),
+                                 salt, ITERATIONS)
+    client_key = _hmac(salted, b"Client Key")
+    return {"iterationCount": ITERATIONS, "salt": Binary(salt),
+            "storedKey": Binary(hashlib.sha256(client_key).digest()),
+            "serverKey": Binary(_hmac(salted, b"Server Key"))}
+
+
 class Auth:
     def __init__(self, user, password):
         self.user = user
-        # mongod (and libmongoc, which checks it) use hash size - 4 bytes
-        self.salt = os.urandom(28)
-        salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode("utf-8"),
-                                     self.salt, ITERATIONS)
-        client_key = _hmac(salted, b"Client Key")
-        self.stored_key = hashlib.sha256(client_key).digest()
-        self.server_key = _hmac(salted, b"Server Key")
+        self.users = authz.Registry(make_credentials)
+        self.users.add_root(AUTH_DB, user, password)
 
-    def has_user(self, name):
-        return name == self.user
+    def attach(self, dbpath):
+        """Keep users and roles in dbpath (loaded now, saved on change)."""
+        self.users.attach(dbpath)
+
+    def has_user(self, name, db=AUTH_DB):
+        return self.users.credentials(db, name) is not None
 
     def sasl_start(self, conn, body, db=None):
         db = body.get("db", db)
@@ -86,13 +100,14 @@ class Auth:
         user = attrs["n"].replace("=2C", ",").replace("=3D", "=")
         options = body.get("options") or {}
         conn.sasl = None
-        if db != AUTH_DB or user != self.user:
+        cred = self.users.credentials(db, user) if isinstance(db, str) else None
+        if cred is None:
             raise _failed()
         nonce = attrs["r"] + base64.b64encode(os.urandom(24)).decode()
-        server_first = "r=%s,s=%s,i=%d" % (nonce, base64.b64encode(self.salt).decode(),
-                                          ITERATIONS)
+        server_first = "r=%s,s=%s,i=%d" % (nonce, base64.b64encode(bytes(cred["salt"])).decode(),
+                                          cred["iterationCount"])
         conn.sasl = {"bare": bare, "server_first": server_first, "nonce": nonce,
-                     "step": 1, "user": user,
+                     "step": 1, "user": user, "db": db, "cred": cred,
                      "skip_empty": bool(isinstance(options, dict) and
                                         options.get("skipEmptyExchange"))}
         return {"conversationId": 1, "done": False,
@@ -126,17 +141,19 @@ class Auth:
         except ValueError:
             conn.sasl = None
             raise _failed()
-        signature = _hmac(self.stored_key, auth_message)
+        stored_key = bytes(st["cred"]["storedKey"])
+        signature = _hmac(stored_key, auth_message)
         if len(proof) != len(signature):
             conn.sasl = None
             raise _failed()
         client_key = bytes(a ^ b for a, b in zip(proof, signature))
-        if not hmac.compare_digest(hashlib.sha256(client_key).digest(),
-                                   self.stored_key):
+        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key):
             conn.sasl = None
             raise _failed()
-        server_sig = base64.b64encode(_hmac(self.server_key, auth_message)).decode()
+        server_sig = base64.b64encode(_hmac(bytes(st["cred"]["serverKey"]),
+                                            auth_message)).decode()
         conn.user = st["user"]
+        conn.user_db = st["db"]
         done = st["skip_empty"]
         if done:
             conn.sasl = None

@@ -23,7 +23,7 @@ from bson.binary import Binary
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from . import cursors, mongos, storage, timeseries, views, wire
+from . import authz, cursors, mongos, storage, timeseries, views, wire
 from . import lookup  # noqa: F401  ($lookup with let and pipeline)
 from .cursors import RawReply, raw_cursor_reply
 from .errors import CommandError
@@ -38,7 +38,7 @@ SERVER_VERSION = "6.0.0"
 # these have requiresAuth() == false).
 NO_AUTH = {"hello", "isMaster", "ismaster", "ping", "buildInfo", "buildinfo",
            "saslStart", "saslContinue", "logout", "endSessions",
-           "getnonce", "authenticate"}
+           "getnonce", "authenticate", "connectionStatus"}
 
 # Commands that may run inside a multi-document transaction.
 IN_TXN = {"find", "insert", "update", "delete", "findAndModify", "findandmodify",
@@ -48,7 +48,7 @@ IN_TXN = {"find", "insert", "update", "delete", "findAndModify", "findandmodify"
 # Commands that never touch data: they run without the data lock.
 NO_LOCK = {"ping", "saslStart", "saslContinue", "configureFailPoint",
            "buildInfo", "buildinfo", "logout", "hello", "isMaster", "ismaster",
-           "connectionStatus", "startSession"}
+           "connectionStatus", "startSession"} | set(authz.HANDLERS)
 
 WRITE_COMMANDS = {"insert", "update", "delete", "findAndModify", "findandmodify"}
 # commands whose oplog entries may be writes to a time series collection
@@ -136,6 +136,8 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
         if server.auth is not None and not conn.user and name not in NO_AUTH:
             raise CommandError(*E.UNAUTHORIZED,
                                "Command %s requires authentication" % name)
+        if server.auth is not None and conn.user:
+            authz.check(ctx)        # the user's privileges (authz.py)
         if server.mongos:
             mongos.check(ctx)
         if name in ("hello", "isMaster", "ismaster") and isinstance(body.get("client"), dict):
@@ -240,6 +242,7 @@ def _run_locked(ctx, handler):
     if view is None:
         view = StoreView(server.store)
     ctx.view = view
+    server.cursors.owner = authz.cursor_owner(ctx)
     retryable = (session is not None and txn_number is not None and
                  autocommit is None and ctx.name in WRITE_COMMANDS)
     if retryable and session.retry_number == int(txn_number) and \
@@ -481,8 +484,8 @@ def _hello_auth(ctx, reply):
     if server.auth is not None:
         mechs = body.get("saslSupportedMechs")
         if isinstance(mechs, str):
-            user = mechs.split(".", 1)[1] if "." in mechs else mechs
-            if server.auth.has_user(user):
+            db, user = mechs.split(".", 1) if "." in mechs else ("admin", mechs)
+            if server.auth.has_user(user, db):
                 reply["saslSupportedMechs"] = ["SCRAM-SHA-256"]
         spec = body.get("speculativeAuthenticate")
         if isinstance(spec, dict):
@@ -514,7 +517,14 @@ def cmd_list_databases(ctx):
     out = []
     total = 0
     name_only = bool(ctx.body.get("nameOnly"))
+    privs = authz.current_privileges(ctx) \
+        if ctx.body.get("authorizedDatabases") is not False else None
+    if privs is not None and not authz.may_see_database(privs, None) and \
+            ctx.body.get("authorizedDatabases") is False:
+        raise authz.unauthorized(ctx)
     for name in sorted(ctx.server.store.dbs):
+        if not authz.may_see_database(privs, name):
+            continue
         colls = ctx.server.store.dbs[name]
         size = 0 if name_only else sum(len(storage.raw_of(p)) for c in colls.values()
                                        for p in c.docs.values())
@@ -548,7 +558,11 @@ def cmd_list_collections(ctx):
         else:
             entries.append(_coll_info(c))
     infos = []
+    privs = authz.current_privileges(ctx) if ctx.body.get("authorizedCollections") \
+        else None
     for info in sorted(entries, key=lambda i: i["name"]):
+        if not authz.may_see_collection(privs, ctx.db, info["name"]):
+            continue
         if name_only:
             # mongod matches the filter against what it returns
             info = {"name": info["name"], "type": info["type"]}
@@ -1255,6 +1269,7 @@ def cmd_get_more(ctx):
     if batch_size == 0:
         batch_size = None
     cur = ctx.server.cursors.get(int(cid), ns)
+    authz.check_cursor_owner(ctx, cur)
     if cur.kind == "changestream":
         max_await = body.get("maxTimeMS")
         try:
@@ -1285,7 +1300,8 @@ def cmd_kill_cursors(ctx):
     if not isinstance(ids, list):
         raise CommandError(*E.TYPE_MISMATCH, "BSON field 'killCursors.cursors' is missing "
                            "or not an array")
-    killed, not_found = ctx.server.cursors.kill(ids)
+    killed, not_found = ctx.server.cursors.kill(
+        ids, lambda cur: authz.check_cursor_owner(ctx, cur))
     return {"cursorsKilled": killed, "cursorsNotFound": not_found,
             "cursorsAlive": [], "cursorsUnknown": [], "ok": 1.0}
 
@@ -1725,6 +1741,8 @@ def cmd_logout(ctx):
 
 
 def cmd_connection_status(ctx):
+    if ctx.server.auth is not None:
+        return authz.connection_status(ctx)
     users = [{"user": ctx.conn.user, "db": "admin"}] if ctx.conn.user else []
     return {"authInfo": {"authenticatedUsers": users,
                          "authenticatedUserRoles": [{"role": "root", "db": "admin"}]
@@ -1783,3 +1801,4 @@ HANDLERS = {
     "logout": cmd_logout, "connectionStatus": cmd_connection_status,
     "collStats": cmd_coll_stats, "dbStats": cmd_db_stats,
 }
+HANDLERS.update(authz.HANDLERS)

@@ -173,6 +173,9 @@ class Registry:
     def __init__(self):
         self.cursors = {}
         self.last_sweep = time.monotonic()
+        # (db, user) of the command running now (set by the dispatcher under
+        # the lock): the owner of the cursors it registers
+        self.owner = None
 
     def sweep(self):
         """Close cursors idle for longer than CURSOR_TIMEOUT."""
@@ -191,6 +194,7 @@ class Registry:
             if cid not in self.cursors:
                 break
         cursor.id = cid
+        cursor.owner = self.owner
         self.cursors[cid] = cursor
         return cid
 
@@ -214,11 +218,16 @@ class Registry:
                 pass
         return c
 
-    def kill(self, ids):
-        killed, not_found = [], []
+    def kill(self, ids, check=None):
+        """check(cursor) may raise (another user's cursor) before any is
+        killed."""
         for cid in ids:
             if not isinstance(cid, int):
                 raise CommandError(*BAD_VALUE, "killCursors ids must be longs")
+            if check is not None and int(cid) in self.cursors:
+                check(self.cursors[int(cid)])
+        killed, not_found = [], []
+        for cid in ids:
             if self.close(int(cid)) is not None:
                 killed.append(Int64(cid))
             else:

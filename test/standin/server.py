@@ -88,6 +88,7 @@ class Connection:
             Connection._ids[0] += 1
             self.id = Connection._ids[0]
         self.user = None
+        self.user_db = None
         self.sasl = None
         self.app_name = None
 
@@ -103,6 +104,8 @@ class Server:
         self.replset = replset
         self.dbpath = dbpath
         self.auth = auth
+        if auth is not None:
+            auth.attach(dbpath)     # users and roles kept in dbpath
         self.mongos = mongos      # answer as a mongos router (mongos.py)
         self.process_id = ObjectId()
         self.log_fh = open(log_file, "a", buffering=1) if log_file else None
