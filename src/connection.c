@@ -1171,6 +1171,23 @@ qleaf_report_error(int elevel, QleafConn *conn, const bson_error_t *error,
 	qleaf_report_internal(elevel, conn, error, codename, what);
 }
 
+/*
+ * MongoDB's name for an error code whose reply named none (libmongoc's reply
+ * to a failed write, a change stream's error): only the codes a user must
+ * recognize to act on them.
+ */
+const char *
+qleaf_mongo_code_name(uint32 code)
+{
+	switch (code)
+	{
+		case 13:
+			return "Unauthorized";
+		default:
+			return NULL;
+	}
+}
+
 /* SQLSTATE and primary message for an error MongoDB returned. */
 static int
 qleaf_server_errcode(uint32 code, const char **msg)
@@ -1255,6 +1272,9 @@ qleaf_report_internal(int elevel, QleafConn *conn, const bson_error_t *error,
 	{
 		const char *msg;
 		int			sqlstate = qleaf_server_errcode(code, &msg);
+
+		if (codename[0] == '\0' && qleaf_mongo_code_name(code) != NULL)
+			codename = qleaf_mongo_code_name(code);
 
 		if (code == 18 && conn)
 			conn->broken = true;

@@ -62,6 +62,7 @@ extern const char *qleaf_conn_server_name(QleafConn *conn);
  * authentication failures mark the connection broken: it is replaced
  * once released.
  */
+extern const char *qleaf_mongo_code_name(uint32 code);
 extern void qleaf_report_error(int elevel, QleafConn *conn,
 							   const bson_error_t *error,
 							   const bson_t *reply, const char *what);

@@ -339,7 +339,7 @@ ok(wait_state('nar', 'failed'), 'find on items: the stream fails');
 like(
 	$node->safe_psql('postgres',
 		"SELECT last_error FROM qleaf.stream_status WHERE stream = 'nar'"),
-	qr/permission denied on MongoDB server "narrow".*Unauthorized/s,
+	qr/MongoDB error 13 \(Unauthorized\): not authorized on $db to execute command \{ aggregate: "items", pipeline: \[ \{ \$changeStream: /,
 	'find on items: last_error says MongoDB refused the change stream');
 
 mongo(
