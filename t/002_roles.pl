@@ -255,6 +255,21 @@ ok( wait_count(
 		2),
 	'read: the stream stored the events');
 
+# a stream on the whole database, which starts with a snapshot of every
+# collection (listCollections, count, find) before its change stream
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('rdb', server => 'reader', snapshot => true)");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'rdb' AND operation_type = 'snapshot'",
+		17),
+	'read: a database stream stores its snapshot of every collection');
+ok(wait_state('rdb', 'running'), 'read: the database stream runs after its snapshot');
+mongo("d.cats.insert_one({'_id': 3, 'label': 'three'})");
+ok( wait_count(
+		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'rdb' AND operation_type = 'insert' AND collection = 'cats'",
+		1),
+	"read: the database stream stores the database's events");
+
 # writes
 for my $w (
 	[ 'INSERT', "INSERT INTO reader.items VALUES (200, 'x', 1, 0)" ],
@@ -362,7 +377,7 @@ is( $node->safe_psql(
 	'find and changeStream: the changes table reads');
 
 $node->safe_psql('postgres',
-	"SELECT qleaf.drop_stream('rd'); SELECT qleaf.drop_stream('nar');");
+	"SELECT qleaf.drop_stream('rd'); SELECT qleaf.drop_stream('rdb'); SELECT qleaf.drop_stream('nar');");
 $node->stop;
 mongo($cleanup);
 
