@@ -38,7 +38,7 @@ SERVER_VERSION = "6.0.0"
 # these have requiresAuth() == false).
 NO_AUTH = {"hello", "isMaster", "ismaster", "ping", "buildInfo", "buildinfo",
            "saslStart", "saslContinue", "logout", "endSessions",
-           "getnonce", "authenticate", "connectionStatus"}
+           "getnonce", "authenticate", "connectionStatus", "configureFailPoint"}
 
 # Commands that may run inside a multi-document transaction.
 IN_TXN = {"find", "insert", "update", "delete", "findAndModify", "findandmodify",

@@ -69,11 +69,16 @@ def test_root_from_the_command_line(root):
         {"resource": {"anyResource": True}, "actions": ["anyAction"]}]
 
 
-def test_connection_status_needs_no_authentication(server):
+def test_connection_status_and_fail_points_need_no_authentication(server):
     c = pymongo.MongoClient(server.uri(), serverSelectionTimeoutMS=10000)
     try:
         s = c.admin.command("connectionStatus")["authInfo"]
         assert s == {"authenticatedUsers": [], "authenticatedUserRoles": []}
+        # a test command: mongod asks no authentication for it either
+        assert c.admin.command("configureFailPoint", "failCommand", mode="off")["ok"] == 1
+        with pytest.raises(OperationFailure) as e:
+            c.shop.items.find_one()
+        assert e.value.code == 13
     finally:
         c.close()
 
