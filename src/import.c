@@ -330,8 +330,13 @@ list_collections(QleafRemote *r, const char *database)
 	char	   *what = psprintf("while listing the collections of database \"%s\"",
 								database);
 
+	/*
+	 * authorizedCollections: a MongoDB user without listCollections on the
+	 * database gets the collections it has privileges on, not an error
+	 */
 	opts = BCON_NEW("filter", "{", "type", BCON_UTF8("collection"), "}",
-					"nameOnly", BCON_BOOL(true));
+					"nameOnly", BCON_BOOL(true),
+					"authorizedCollections", BCON_BOOL(true));
 	qleaf_remote_set_cursor(r,
 							mongoc_database_find_collections_with_opts(qleaf_remote_database(r),
 																	   opts));

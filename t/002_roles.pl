@@ -331,6 +331,15 @@ is(mongo("print(d.items.count_documents({'_id': 304}))"),
 # ---------------------------------------------------------------------
 is($node->safe_psql('postgres', 'SELECT count(*) FROM narrow.items WHERE price >= 100'),
 	'3', 'find on items: the table reads');
+$node->safe_psql('postgres',
+	'CREATE SCHEMA narrow_imported; IMPORT FOREIGN SCHEMA qleaf_tap_roles FROM SERVER narrow INTO narrow_imported'
+);
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 'narrow_imported'::regnamespace AND relkind = 'f'"
+	),
+	'items',
+	'find on items: IMPORT FOREIGN SCHEMA imports the one collection the user may read');
 ($ret, $out, $err) = psql_verbose('SELECT * FROM narrow.other');
 like(
 	$err,

@@ -91,6 +91,9 @@ def test_read_role(users):
     assert d.command("collStats", "items")["count"] == 5
     assert d.command("dbStats")["objects"] == 6
     assert sorted(d.list_collection_names()) == ["items", "other"]
+    # authorizedCollections: the collections the user has any privilege on
+    got = d.command("listCollections", nameOnly=True, authorizedCollections=True)
+    assert sorted(x["name"] for x in got["cursor"]["firstBatch"]) == ["items", "other"]
     assert [i["name"] for i in d.items.list_indexes()] == ["_id_"]
     assert list(d.items.aggregate([{"$lookup": {"from": "other", "localField": "_id",
                                                 "foreignField": "_id", "as": "o"}},
