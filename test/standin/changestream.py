@@ -37,6 +37,7 @@ import bson
 from bson import Timestamp
 from bson.raw_bson import RawBSONDocument
 
+from . import legacy
 from .errors import CommandError
 from .journal import CODEC
 from .oplog import _id_key, millis
@@ -378,7 +379,7 @@ _MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024   # room for the reply around th
 DEFAULT_FIRST_BATCH = 101
 DEFAULT_AWAIT_MS = 1000
 
-_encode = bson._dict_to_bson
+_encode = legacy.encode
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
 _TS = struct.Struct("<II")      # BSON Timestamp: increment, then seconds
@@ -735,7 +736,7 @@ class ChangeStreamCursor:
         return raw
 
     def _run_stages(self, raw, key):
-        docs = run_stages(self._stages, [bson.decode(raw, CODEC)])
+        docs = run_stages(self._stages, [legacy.decode(raw, CODEC)])
         if not docs:
             return None
         doc = docs[0]

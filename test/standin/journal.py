@@ -33,6 +33,8 @@ import zlib
 import bson
 from bson.codec_options import CodecOptions
 
+from . import legacy
+
 try:
     from bson.binary import UuidRepresentation
     _UUID = UuidRepresentation.UNSPECIFIED
@@ -43,7 +45,7 @@ MAGIC = b"QLFJRNL1"
 FILE_NAME = "oplog.journal"
 _HEADER = struct.Struct("<II")
 _CHUNK = 16 * 1024 * 1024
-_encode = bson._dict_to_bson  # the C encoder, without bson.encode's checks
+_encode = legacy.encode  # the C encoder, undefined and symbol kept
 
 # As the wire codec: Binary subtypes 3 and 4 stay bson.Binary, naive UTC
 # datetimes, so a replayed document has exactly the bytes it was written with.
@@ -183,7 +185,7 @@ class Journal:
     def batches(self):
         """Yield the entries of each durable append, in order, as lists."""
         for _offset, payload in self._frames(stop=self._loaded_end):
-            docs = bson.decode_all(payload, CODEC)
+            docs = legacy.decode_all(payload, CODEC)
             if docs and "$meta" in docs[0]:
                 docs = [d for d in docs if "$meta" not in d]
             if docs:

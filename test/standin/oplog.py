@@ -30,10 +30,11 @@ import bson
 from bson import Int64, Timestamp
 from bson.raw_bson import RawBSONDocument
 
+from . import legacy
 from .journal import CODEC, Journal
 
 DEFAULT_MAX_EVENTS = 100000
-_encode = bson._dict_to_bson
+_encode = legacy.encode
 
 
 def _next_ts(last):

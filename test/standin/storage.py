@@ -29,6 +29,7 @@ from bson.int64 import Int64 as _Int64
 from bson.objectid import ObjectId as _ObjectId
 
 from . import wire
+from .legacy import Symbol, UNDEFINED
 from .errors import code_name
 from .errors import CommandError, DUPLICATE_KEY, NAMESPACE_EXISTS, \
     NAMESPACE_NOT_FOUND, INVALID_NAMESPACE, BAD_VALUE
@@ -59,6 +60,8 @@ def id_key(value):
             return float(d) if d != int(d) else int(d)
         except (OverflowError, ValueError):
             return float(d)
+    if t is Symbol:
+        return str(value)       # a symbol equals the string it holds
     if isinstance(value, str):
         # bson.Code is a str with a scope; code and a string never match
         return value if type(value) is str else ("raw", False, wire.encode({"v": value}))
@@ -564,11 +567,12 @@ def _compile_op(op, arg):
     arg = _plain(arg)
     if op == "$eq":
         if arg is None:
+            # undefined equals null (MongoDB before 8.0, as the 6.0 we answer as)
             def eq_null(v):
-                if v is MISSING or v is None:
+                if v is MISSING or v is None or v is UNDEFINED:
                     return True
                 if isinstance(v, list):
-                    return any(e is None for e in v)
+                    return any(e is None or e is UNDEFINED for e in v)
                 return False
             return eq_null
         b = _bracket(arg)
@@ -609,9 +613,10 @@ def _compile_op(op, arg):
                              and id_key(v) in keys)
 
         def isin(v):
-            if v is MISSING or v is None:
+            if v is MISSING or v is None or v is UNDEFINED:
                 return has_null
-            if has_null and isinstance(v, list) and any(e is None for e in v):
+            if has_null and isinstance(v, list) and \
+                    any(e is None or e is UNDEFINED for e in v):
                 return True
             return inner(v)
         return isin
@@ -640,6 +645,7 @@ def compile_filter(spec):
                 continue
             preds.append((field, _compile_cond(field, cond)))
     except _Fallback:
+        _refuse_undefined(spec)
         eq_spec = _eq_form(spec)
         return lambda doc: _filter_applies(eq_spec, doc, normalized=True)
 
@@ -662,6 +668,19 @@ def compile_filter(spec):
                 return False
         return True
     return match
+
+
+def _refuse_undefined(value):
+    """BadValue for undefined in a filter, as mongod: "cannot compare to
+    undefined" (a filter is small: this walks all of it)."""
+    if value is UNDEFINED:
+        raise CommandError(2, "BadValue", "cannot compare to undefined")
+    if isinstance(value, dict):
+        for v in value.values():
+            _refuse_undefined(v)
+    elif isinstance(value, list):
+        for v in value:
+            _refuse_undefined(v)
 
 
 def _eq_form(spec):
@@ -1236,6 +1255,8 @@ def bson_type_name(v):
         return "missing"
     if v is None:
         return "null"
+    if v is UNDEFINED:
+        return "undefined"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, Int64):
@@ -1246,6 +1267,8 @@ def bson_type_name(v):
         return "double"
     if isinstance(v, Decimal128):
         return "decimal"
+    if isinstance(v, Symbol):
+        return "symbol"
     if isinstance(v, str):
         return "string"
     if isinstance(v, dict):
@@ -1537,8 +1560,8 @@ def _same(a, b):
 
 def _type_order(v):
     """MongoDB's canonical type order (bsontypes.h canonicalizeBSONType)."""
-    if v is MISSING or v is _mf.NOTHING:
-        return 0
+    if v is MISSING or v is _mf.NOTHING or v is UNDEFINED:
+        return 0                # undefined sorts as missing, below null
     if v is None:
         return 5
     if isinstance(v, bool):
@@ -1708,7 +1731,7 @@ def _patch_mongomock():
     _mf.bson_compare = bson_compare
 
     def operator_eq(doc_val, search_val):
-        if doc_val is _mf.NOTHING and search_val is None:
+        if (doc_val is _mf.NOTHING or doc_val is UNDEFINED) and search_val is None:
             return True
         if doc_val is _mf.NOTHING:
             return False
@@ -1807,6 +1830,21 @@ def _patch_mongomock():
         return {"$eq": c == 0, "$ne": c != 0, "$gt": c > 0, "$gte": c >= 0,
                 "$lt": c < 0, "$lte": c <= 0}[operator]
     mm_aggregate._Parser._handle_comparison_operator = handle_comparison
+
+    # $ifNull: undefined is null too (mongomock tests for None only).
+    orig_conditional = mm_aggregate._Parser._handle_conditional_operator
+
+    def handle_conditional(self, operator, values):
+        if operator == "$ifNull" and isinstance(values, list) and len(values) == 2:
+            try:
+                v = self.parse(values[0])
+                if v is not None and v is not UNDEFINED:
+                    return v
+            except KeyError:
+                pass
+            return self.parse(values[1])
+        return orig_conditional(self, operator, values)
+    mm_aggregate._Parser._handle_conditional_operator = handle_conditional
     if "$cmp" not in mm_aggregate.comparison_operators:
         mm_aggregate.comparison_operators.append("$cmp")
 
@@ -1824,16 +1862,16 @@ def _patch_mongomock():
         "regex": lambda v: isinstance(v, (Regex, _re.Pattern)),
         "timestamp": lambda v: isinstance(v, Timestamp),
         "binData": lambda v: isinstance(v, (bytes, Binary)),
-        "string": lambda v: isinstance(v, str) and not isinstance(v, Code),
+        "string": lambda v: isinstance(v, str) and not isinstance(v, (Code, Symbol)),
         "javascript": lambda v: isinstance(v, Code) and not v.scope,
         "javascriptWithScope": lambda v: isinstance(v, Code) and bool(v.scope),
         "minKey": lambda v: isinstance(v, MinKey),
         "maxKey": lambda v: isinstance(v, MaxKey),
-        # pymongo decodes these deprecated types to others (symbol to str,
-        # DBPointer to DBRef): the stand-in holds no value of them
-        "symbol": lambda v: False,
+        # legacy.py keeps symbol and undefined; pymongo decodes DBPointer
+        # to DBRef, so the stand-in holds no value of that type
+        "symbol": lambda v: isinstance(v, Symbol),
         "dbPointer": lambda v: False,
-        "undefined": lambda v: False,
+        "undefined": lambda v: v is UNDEFINED,
     }
     tm = _mf.TYPE_MAP
     tm.update(fixes)

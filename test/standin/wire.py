@@ -16,6 +16,8 @@ import struct
 import bson
 from bson.codec_options import CodecOptions
 
+from . import legacy
+
 try:
     from bson.binary import UuidRepresentation
     _UUID = UuidRepresentation.UNSPECIFIED
@@ -57,19 +59,12 @@ class ProtocolError(Exception):
 
 
 def decode(data):
-    return bson.decode(data, CODEC)
-
-
-try:
-    _dict_to_bson = bson._dict_to_bson      # the C encoder, no wrapper checks
-except AttributeError:  # pragma: no cover
-    _dict_to_bson = None
+    return legacy.decode(data, CODEC)
 
 
 def encode(doc):
-    if _dict_to_bson is not None:
-        return _dict_to_bson(doc, False, CODEC)
-    return bson.encode(doc, False, CODEC)
+    """The C encoder (no wrapper checks), with undefined and symbol kept."""
+    return legacy.encode(doc, False, CODEC)
 
 
 def read_exact(sock, n):
