@@ -58,7 +58,7 @@
  *								'null' the whole array is NULL).
  *	domains						as their base type, then the domain's
  *								constraints are checked.
- *	any other type				string, through the type's input function
+ *	any other type				string, symbol, through the type's input function
  *								(enums, inet, interval, ...).
  *
  * JSON rendering
