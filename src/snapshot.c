@@ -266,10 +266,17 @@ qleaf_snapshot_start(QleafSnapshot *snap, const char *database,
 		mongoc_cursor_t *cursor;
 		const bson_t *info;
 
-		/* plain collections only: views and system collections stream nothing */
+		/*
+		 * plain collections only: views and system collections stream
+		 * nothing.  authorizedCollections: a MongoDB user with find and
+		 * changeStream on the database but not listCollections (which a
+		 * database stream does not need) still gets every collection.
+		 */
 		bson_append_document_begin(&opts, "filter", -1, &filter);
 		bson_append_utf8(&filter, "type", -1, "collection", -1);
 		bson_append_document_end(&opts, &filter);
+		bson_append_bool(&opts, "nameOnly", -1, true);
+		bson_append_bool(&opts, "authorizedCollections", -1, true);
 		cursor = mongoc_database_find_collections_with_opts(snap->database, &opts);
 		bson_destroy(&opts);
 		snap->cursor = cursor;

@@ -61,17 +61,18 @@ sub mongo
 
 my $cleanup = qq{
 from pymongo.errors import OperationFailure
-for u in ('qleaf_tap_reader', 'qleaf_tap_writer', 'qleaf_tap_narrow'):
+for u in ('qleaf_tap_reader', 'qleaf_tap_writer', 'qleaf_tap_narrow', 'qleaf_tap_dbcs'):
     try:
         c.admin.command('dropUser', u)
     except OperationFailure as e:
         if e.code != 11:
             raise
-try:
-    c.admin.command('dropRole', 'qleaf_tap_items_find')
-except OperationFailure as e:
-    if e.code != 31:
-        raise
+for r in ('qleaf_tap_items_find', 'qleaf_tap_db_changes'):
+    try:
+        c.admin.command('dropRole', r)
+    except OperationFailure as e:
+        if e.code != 31:
+            raise
 c.drop_database('$db')
 };
 mongo($cleanup);
@@ -93,6 +94,12 @@ c.admin.command('createRole', 'qleaf_tap_items_find',
                 roles=[])
 c.admin.command('createUser', 'qleaf_tap_narrow', pwd='narrow-pw-1',
                 roles=[{'role': 'qleaf_tap_items_find', 'db': 'admin'}])
+c.admin.command('createRole', 'qleaf_tap_db_changes',
+                privileges=[{'resource': {'db': '$db', 'collection': ''},
+                             'actions': ['find', 'changeStream']}],
+                roles=[])
+c.admin.command('createUser', 'qleaf_tap_dbcs', pwd='dbcs-pw-1',
+                roles=[{'role': 'qleaf_tap_db_changes', 'db': 'admin'}])
 });
 
 # the users' own view of their roles, as connectionStatus reports it
@@ -124,7 +131,7 @@ $node->safe_psql('postgres', 'CREATE EXTENSION qleaf_fdw');
 
 # One server per MongoDB user, its tables in a schema of the same name.
 for my $s ([ 'reader', 'reader-pw-1' ], [ 'writer', 'writer-pw-1' ],
-	[ 'narrow', 'narrow-pw-1' ])
+	[ 'narrow', 'narrow-pw-1' ], [ 'dbcs', 'dbcs-pw-1' ])
 {
 	my ($name, $pw) = @$s;
 	$node->safe_psql(
@@ -270,6 +277,20 @@ ok( wait_count(
 		1),
 	"read: the database stream stores the database's events");
 
+# find and changeStream on the database, without listCollections: a database
+# stream's snapshot lists the collections the user is authorized for, which
+# are all of them
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('dcs', server => 'dbcs', snapshot => true)");
+ok(wait_state('dcs', 'running'),
+	'find and changeStream on the database: a database stream with a snapshot runs');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(collection || ':' || n, ',' ORDER BY collection) FROM (SELECT collection, count(*) AS n FROM qleaf.event_store WHERE stream = 'dcs' AND operation_type = 'snapshot' GROUP BY collection) s"
+	),
+	'cats:4,items:13,other:1',
+	'find and changeStream on the database: the snapshot holds every collection');
+
 # writes
 for my $w (
 	[ 'INSERT', "INSERT INTO reader.items VALUES (200, 'x', 1, 0)" ],
@@ -386,7 +407,7 @@ is( $node->safe_psql(
 	'find and changeStream: the changes table reads');
 
 $node->safe_psql('postgres',
-	"SELECT qleaf.drop_stream('rd'); SELECT qleaf.drop_stream('rdb'); SELECT qleaf.drop_stream('nar');");
+	"SELECT qleaf.drop_stream('rd'); SELECT qleaf.drop_stream('rdb'); SELECT qleaf.drop_stream('nar'); SELECT qleaf.drop_stream('dcs');");
 $node->stop;
 mongo($cleanup);
 
