@@ -122,7 +122,7 @@ def _may_hold(data, start=0, end=None):
     one of the two type bytes followed by a byte other than NUL."""
     if end is None:
         end = len(data)
-    for b in (b"\x06", b"\x0e"):
+    for b in (6, 14):
         p = data.find(b, start, end)
         while p >= 0:
             if p + 1 < end and data[p + 1]:
@@ -174,8 +174,8 @@ def _elements(data, start):
 def decode(data, opts):
     """One document, with markers for undefined and symbol values."""
     doc = bson._bson_to_dict(data, opts)
-    if (b"\x06" in data or b"\x0e" in data) and _may_hold(data) and \
-            isinstance(doc, dict):
+    # (an int's membership test is a memchr; a bytes needle's is slower)
+    if (6 in data or 14 in data) and _may_hold(data) and isinstance(doc, dict):
         _mark(data, 0, doc)
     return doc
 
@@ -183,7 +183,7 @@ def decode(data, opts):
 def decode_all(data, opts):
     """Concatenated documents, each as `decode` gives it."""
     docs = bson.decode_all(data, opts)
-    if (b"\x06" in data or b"\x0e" in data) and _may_hold(data):
+    if (6 in data or 14 in data) and _may_hold(data):
         p = 0
         for d in docs:
             n = _INT32(data, p)[0]
@@ -213,11 +213,12 @@ def _patch(buf, start, value):
                 _patch(buf, v, x)
 
 
-def encode(doc, check_keys=False, opts=None, _enc=bson._dict_to_bson):
+def encode(doc, check_keys=False, opts=None, _enc=bson._dict_to_bson,
+           _count=_written):
     """bson._dict_to_bson, writing markers as the types they stand for."""
-    before = _written[0]
+    before = _count[0]
     data = _enc(doc, check_keys, opts)
-    if _written[0] == before:
+    if _count[0] == before:
         return data
     buf = bytearray(data)
     _patch(buf, 0, doc)
