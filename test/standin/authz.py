@@ -567,6 +567,8 @@ def required(ctx):
         return [(_ns(db, coll or ""), ("dropCollection",))]
     if name == "dropDatabase":
         return [(("db", db), ("dropDatabase",))]
+    if name == "serverStatus":
+        return [(("cluster",), ("serverStatus",))]
     if name == "createIndexes":
         return [(_ns(db, coll or ""), ("createIndex",))]
     if name == "dropIndexes":

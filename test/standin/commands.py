@@ -48,7 +48,8 @@ IN_TXN = {"find", "insert", "update", "delete", "findAndModify", "findandmodify"
 # Commands that never touch data: they run without the data lock.
 NO_LOCK = {"ping", "saslStart", "saslContinue", "configureFailPoint",
            "buildInfo", "buildinfo", "logout", "hello", "isMaster", "ismaster",
-           "connectionStatus", "startSession"} | set(authz.HANDLERS)
+           "connectionStatus", "startSession", "serverStatus",
+           "standinRouter"} | set(authz.HANDLERS)
 
 WRITE_COMMANDS = {"insert", "update", "delete", "findAndModify", "findandmodify"}
 # commands whose oplog entries may be writes to a time series collection
@@ -147,7 +148,7 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
             if isinstance(app, dict) and isinstance(app.get("name"), str):
                 conn.app_name = app["name"]
         # failCommand: may close, block, or fail this command.
-        fp = server.failpoints.check(name, conn)
+        fp = conn.endpoint.failpoints.check(name, conn)
         extra_wce = None
         if fp is not None:
             if fp.get("closeConnection"):
@@ -167,7 +168,11 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
             reply = handler(ctx)
         else:
             with server.oplog.lock:
-                reply = _run_locked(ctx, handler)
+                try:
+                    reply = _run_locked(ctx, handler)
+                finally:
+                    if server.mongos:
+                        mongos.settle(ctx)
         if extra_wce is not None and isinstance(reply, dict):
             reply["writeConcernError"] = extra_wce
             if "errorLabels" in extra_wce:
@@ -181,13 +186,17 @@ def _dispatch(server, conn, body, seq, legacy_db=None):
                     reply.parts.append(cursors.encoded_elements({"recoveryToken": token}))
                 else:
                     reply["recoveryToken"] = token
+        conn.endpoint.stats.count(name, body, False)
         return envelope(server, reply, ctx.op_time)
     except CommandError as e:
+        if handler is not None:
+            conn.endpoint.stats.count(name, body, True)
         if server.log_fh is not None:
             server.log("conn%d %s on %s: error %d %s: %s" % (conn.id, name, db, e.code,
                                                           e.code_name, e.errmsg))
         return error_reply(server, e, ctx.op_time)
     except Exception as e:  # a bug: answer it, never kill the connection
+        conn.endpoint.stats.count(name, body, True)
         server.log("internal error in %s: %r" % (name, e), exc=True)
         return error_reply(server, CommandError(1, "InternalError",
                                                 "%s: %s" % (type(e).__name__, e)))
@@ -230,6 +239,12 @@ def _run_locked(ctx, handler):
             raise CommandError(263, "OperationNotSupportedInTransaction",
                                "Cannot run '%s' in a multi-document transaction."
                                % ctx.name)
+        if server.mongos:
+            # the router's own state first: it answers a statement of a
+            # transaction another router runs without reaching the shard
+            reply = mongos.route_transaction(ctx, session, int(txn_number))
+            if reply is not None:
+                return reply
         if ctx.name not in ("commitTransaction", "abortTransaction"):
             txn = server.sessions.begin_or_continue(
                 session, int(txn_number), bool(body.get("startTransaction")))
@@ -242,7 +257,7 @@ def _run_locked(ctx, handler):
     if view is None:
         view = StoreView(server.store)
     ctx.view = view
-    server.cursors.owner = authz.cursor_owner(ctx)
+    ctx.conn.endpoint.cursors.owner = authz.cursor_owner(ctx)
     retryable = (session is not None and txn_number is not None and
                  autocommit is None and ctx.name in WRITE_COMMANDS)
     if retryable and session.retry_number == int(txn_number) and \
@@ -451,7 +466,7 @@ def cmd_hello(ctx):
     if body.get("helloOk"):
         reply["helloOk"] = True
     reply.update({
-        "topologyVersion": {"processId": server.process_id, "counter": Int64(0)},
+        "topologyVersion": {"processId": conn.endpoint.process_id, "counter": Int64(0)},
         "hosts": [me],
         "setName": server.replset,
         "setVersion": 1,
@@ -595,7 +610,7 @@ def _cursor_reply(ctx, ns, items, to_raw=None, batch_size=None, limit=0,
     batch = cur.next_batch(batch_size, first=True)
     cid = 0
     if not cur.exhausted() and not single_batch:
-        cid = ctx.server.cursors.register(cur)
+        cid = ctx.conn.endpoint.cursors.register(cur)
     return raw_cursor_reply(cid, ns, batch, first=True)
 
 
@@ -1268,7 +1283,7 @@ def cmd_get_more(ctx):
     batch_size = _int(body, "batchSize", None, 0)
     if batch_size == 0:
         batch_size = None
-    cur = ctx.server.cursors.get(int(cid), ns)
+    cur = ctx.conn.endpoint.cursors.get(int(cid), ns)
     authz.check_cursor_owner(ctx, cur)
     if cur.kind == "changestream":
         max_await = body.get("maxTimeMS")
@@ -1276,17 +1291,17 @@ def cmd_get_more(ctx):
             events, pbrt, closed = cur.stream.next_batch(
                 batch_size, int(max_await) if max_await is not None else 1000, False)
         except CommandError:
-            ctx.server.cursors.close(int(cid))     # mongod kills the cursor
+            ctx.conn.endpoint.cursors.close(int(cid))     # mongod kills the cursor
             raise
         if closed:
-            ctx.server.cursors.close(int(cid))
+            ctx.conn.endpoint.cursors.close(int(cid))
         return raw_cursor_reply(0 if closed else int(cid), cur.ns,
                                 [wire.encode(e) for e in events], first=False,
                                 extra_cursor={"postBatchResumeToken": pbrt})
     batch = cur.next_batch(batch_size, first=False)
     out_id = int(cid)
     if cur.exhausted():
-        ctx.server.cursors.close(int(cid))
+        ctx.conn.endpoint.cursors.close(int(cid))
         out_id = 0
     return raw_cursor_reply(out_id, ns, batch, first=False)
 
@@ -1300,7 +1315,7 @@ def cmd_kill_cursors(ctx):
     if not isinstance(ids, list):
         raise CommandError(*E.TYPE_MISMATCH, "BSON field 'killCursors.cursors' is missing "
                            "or not an array")
-    killed, not_found = ctx.server.cursors.kill(
+    killed, not_found = ctx.conn.endpoint.cursors.kill(
         ids, lambda cur: authz.check_cursor_owner(ctx, cur))
     return {"cursorsKilled": killed, "cursorsNotFound": not_found,
             "cursorsAlive": [], "cursorsUnknown": [], "ok": 1.0}
@@ -1666,7 +1681,7 @@ def _aggregate_change_stream(ctx, target, pipeline, batch_size):
         cur = cursors.Cursor(stream.ns, [], lsid=ctx.session.key if ctx.session else None)
         cur.kind = "changestream"
         cur.stream = stream
-        cid = ctx.server.cursors.register(cur)
+        cid = ctx.conn.endpoint.cursors.register(cur)
     return raw_cursor_reply(cid, stream.ns, [wire.encode(e) for e in events], first=True,
                             extra_cursor={"postBatchResumeToken": pbrt})
 
@@ -1679,7 +1694,7 @@ def cmd_end_sessions(ctx):
     ids = ctx.body.get(ctx.name)
     if not isinstance(ids, list):
         raise CommandError(*E.TYPE_MISMATCH, "endSessions takes an array of session ids")
-    ctx.server.sessions.end(ids)
+    ctx.server.sessions.end(ids, ctx.conn.endpoint.cursors)
     return {"ok": 1.0}
 
 
@@ -1718,7 +1733,7 @@ def cmd_configure_fail_point(ctx):
     if ctx.db != "admin":
         raise CommandError(*E.UNAUTHORIZED, "configureFailPoint may only be run against "
                            "the admin database.")
-    return ctx.server.failpoints.configure(ctx.body)
+    return ctx.conn.endpoint.failpoints.configure(ctx.body)
 
 
 def cmd_sasl_start(ctx):
@@ -1747,6 +1762,75 @@ def cmd_connection_status(ctx):
     return {"authInfo": {"authenticatedUsers": users,
                          "authenticatedUserRoles": [{"role": "root", "db": "admin"}]
                          if users else []}, "ok": 1.0}
+
+
+def cmd_server_status(ctx):
+    """The sections tests read: host, process, uptime, connections,
+    opcounters, metrics.commands and, on a router, transactions; all of the
+    process (router) the command reached."""
+    server = ctx.server
+    ep = ctx.conn.endpoint
+    st = ep.stats
+    with ep.lock:
+        current, total = len(ep.conns), ep.total_conns
+    with st.lock:
+        ops = {k: Int64(v) for k, v in st.opcounters.items()}
+        cmds = {k: {"failed": Int64(v[1]), "total": Int64(v[0])}
+                for k, v in sorted(st.commands.items())}
+        txn = {k: Int64(v) for k, v in st.txn.items()}
+    up = time.monotonic() - ep.started
+    reply = {"host": ep.address, "version": SERVER_VERSION,
+             "process": "mongos" if server.mongos else "mongod",
+             "pid": Int64(os.getpid()), "uptime": float(int(up)),
+             "uptimeMillis": Int64(int(up * 1000)), "uptimeEstimate": Int64(int(up)),
+             "localTime": _now(),
+             "connections": {"current": current, "available": 838860 - current,
+                             "totalCreated": Int64(total)},
+             "opcounters": ops, "metrics": {"commands": cmds}}
+    if server.mongos:
+        with server.oplog.lock:
+            txn["currentOpen"] = Int64(mongos.open_transactions(ep, server.sessions))
+        reply["transactions"] = txn
+    reply["ok"] = 1.0
+    return reply
+
+
+def cmd_standin_router(ctx):
+    """{standinRouter: <port>, up: <bool>}: take a router of a --mongos
+    stand-in away (its listener and connections close, as when its process
+    exits) or bring it back (a new process on the same port).  Stand-in
+    only: tests use it for what operators meet when a mongos goes down."""
+    server = ctx.server
+    if ctx.db != "admin":
+        raise CommandError(*E.UNAUTHORIZED, "standinRouter may only be run against the "
+                           "admin database.")
+    if not server.mongos:
+        raise CommandError(*E.ILLEGAL_OPERATION, "standinRouter needs a stand-in started "
+                           "with --mongos: a replica set member has no routers")
+    port = ctx.body.get(ctx.name)
+    up = ctx.body.get("up")
+    if isinstance(port, bool) or not isinstance(port, int) or not isinstance(up, bool):
+        raise CommandError(*E.TYPE_MISMATCH, "standinRouter takes a port number and "
+                           "up: true or false")
+    ep = server.endpoint(port)
+    if ep is None:
+        raise CommandError(*E.BAD_VALUE, "no router of this stand-in has port %d; its "
+                           "routers listen on %s" % (port, ", ".join(
+                               e.address for e in server.endpoints)))
+    was_up = ep.up
+    if not up and ep is ctx.conn.endpoint:
+        raise CommandError(*E.BAD_VALUE, "cannot take away the router this command "
+                           "came through (%s): send it through another router"
+                           % ep.address)
+    if up and not was_up:
+        try:
+            ep.start()
+        except OSError as e:
+            raise CommandError(*E.ILLEGAL_OPERATION, "cannot listen on %s again: %s"
+                               % (ep.address, e.strerror or e))
+    elif not up and was_up:
+        ep.stop()
+    return {"wasUp": was_up, "ok": 1.0}
 
 
 def cmd_coll_stats(ctx):
@@ -1800,5 +1884,6 @@ HANDLERS = {
     "saslStart": cmd_sasl_start, "saslContinue": cmd_sasl_continue,
     "logout": cmd_logout, "connectionStatus": cmd_connection_status,
     "collStats": cmd_coll_stats, "dbStats": cmd_db_stats,
+    "serverStatus": cmd_server_status, "standinRouter": cmd_standin_router,
 }
 HANDLERS.update(authz.HANDLERS)

@@ -23,18 +23,38 @@ builds itself:
   abortTransaction) carries "recoveryToken", with "recoveryShardId" once
   the transaction has written.
 
+Several routers (--router-port): each port is a mongos process of its own
+(server.Endpoint) in front of the same shard.  What mongos keeps per
+process is per port: cursors (a getMore on another router is
+CursorNotFound, 43), fail points, serverStatus counters, the processId of
+hello's topologyVersion, and the transaction router state
+(route_transaction below, after mongod's transaction_router.cpp and the
+manual's "Production Considerations" for transactions): a router that did
+not start a transaction answers its statements with NoSuchTransaction (251)
+"cannot continue txnId -1 for session ... with txnId N" and never forwards
+them; a commitTransaction it never saw recovers the decision from the
+shard named by the recoveryToken (50940 without one).  That is why drivers
+pin a transaction to its mongos (transactions spec, "Mongos Pinning").
+standinRouter takes a router away (as its process exiting: listener and
+connections closed, its transactions aborted) and brings it back (a new
+process on the same port).
+
 operationTime and $clusterTime are on every reply, as on the replica set:
 mongos gives its cluster time as operationTime when it knows no later one.
 """
 
 import datetime
+import uuid
 
 from bson.int64 import Int64
 
 from . import wire
-from .errors import CommandError
+from .errors import CommandError, NO_SUCH_TRANSACTION, TRANSACTION_TOO_OLD
 
 ILLEGAL_OPERATION = (20, "IllegalOperation")
+CONFLICTING_OPERATION = (117, "ConflictingOperationInProgress")
+SHARD_NOT_FOUND = (70, "ShardNotFound")
+TRANSIENT = ["TransientTransactionError"]
 
 
 def shard_name(server):
@@ -44,7 +64,6 @@ def shard_name(server):
 def hello(ctx, reply_name, max_wire_version):
     """The reply of hello / isMaster on a mongos (authentication fields are
     added by the caller, as for the replica set)."""
-    server = ctx.server
     reply = {}
     if reply_name == "hello":
         reply["isWritablePrimary"] = True
@@ -54,7 +73,8 @@ def hello(ctx, reply_name, max_wire_version):
     if ctx.body.get("helloOk"):
         reply["helloOk"] = True
     reply.update({
-        "topologyVersion": {"processId": server.process_id, "counter": Int64(0)},
+        "topologyVersion": {"processId": ctx.conn.endpoint.process_id,
+                            "counter": Int64(0)},
         "maxBsonObjectSize": wire.MAX_BSON_OBJECT_SIZE,
         "maxMessageSizeBytes": wire.MAX_MESSAGE_BYTES,
         "maxWriteBatchSize": 100000,
@@ -115,3 +135,116 @@ def recovery_token(ctx):
     if txn.entries:
         return {"recoveryShardId": shard_name(ctx.server)}
     return {}
+
+
+# ---------------------------------------------------------------------------
+# Transaction routing: the state one router keeps per session
+# ---------------------------------------------------------------------------
+
+def _session_text(session):
+    raw = session.lsid.get("id")
+    try:
+        text = str(raw if isinstance(raw, uuid.UUID) else uuid.UUID(bytes=bytes(raw)))
+    except (TypeError, ValueError):
+        text = repr(raw)
+    return '{ id: UUID("%s") }' % text
+
+
+def route_transaction(ctx, session, txn_number):
+    """Check a statement of a transaction (autocommit: false) against what
+    this router knows of the session, as mongos' transaction router does
+    before it sends anything to a shard.  Raises the router's error, returns
+    the reply of a commit the router recovered from the shard, or None when
+    the command goes on to the shard."""
+    ep = ctx.conn.endpoint
+    key = session.key
+    state = ep.txns.get(key)          # [txnNumber, "open" | "recovering" | "done"]
+    known = state[0] if state is not None else -1
+    start = bool(ctx.body.get("startTransaction"))
+    commit = ctx.name == "commitTransaction"
+    if txn_number < known:
+        raise CommandError(*TRANSACTION_TOO_OLD,
+                           "txnNumber %d is less than last txnNumber %d seen in "
+                           "session %s" % (txn_number, known, _session_text(session)))
+    if txn_number == known:
+        if start:
+            raise CommandError(*CONFLICTING_OPERATION,
+                               "txnNumber %d for session %s already started"
+                               % (txn_number, _session_text(session)))
+        if state[1] == "recovering" and commit:
+            return _recover_commit(ctx, session, txn_number)
+        return None
+    # a transaction this router has not seen
+    if start:
+        if state is not None and state[1] == "open":
+            settle(ctx)
+            if state[1] == "open":    # still running: the shard aborts it now
+                ep.stats.transaction("totalAborted")
+        ep.txns[key] = [txn_number, "open"]
+        ep.stats.transaction("totalStarted")
+        return None
+    if commit:
+        ep.txns[key] = [txn_number, "recovering"]
+        return _recover_commit(ctx, session, txn_number)
+    raise CommandError(*NO_SUCH_TRANSACTION,
+                       "cannot continue txnId %d for session %s with txnId %d"
+                       % (known, _session_text(session), txn_number), labels=TRANSIENT)
+
+
+def _recover_commit(ctx, session, txn_number):
+    """commitTransaction on a router that did not run the transaction: the
+    decision comes from the recovery shard of the recoveryToken."""
+    token = ctx.body.get("recoveryToken")
+    if not isinstance(token, dict):
+        raise CommandError(50940, "Location50940",
+                           "Cannot recover the transaction decision without a "
+                           "recoveryToken")
+    shard = token.get("recoveryShardId")
+    if shard is None:
+        raise CommandError(*NO_SUCH_TRANSACTION,
+                           "Recovery token is empty, meaning the transaction only "
+                           "performed reads and can be safely retried",
+                           labels=TRANSIENT)
+    if shard != shard_name(ctx.server):
+        raise CommandError(*SHARD_NOT_FOUND, "Shard %s not found" % shard)
+    txn = session.txn
+    if txn is not None and txn.txn_number == txn_number:
+        if txn.state == "committed":
+            return {"ok": 1.0}
+        if txn.state == "in_progress":
+            # no decision yet: the recovery decides to abort
+            ctx.server.sessions.abort(session, txn_number)
+    raise CommandError(*NO_SUCH_TRANSACTION,
+                       "Transaction with { txnNumber: %d } has been aborted." % txn_number,
+                       labels=TRANSIENT)
+
+
+def settle(ctx):
+    """After a command: count a transaction this router ran once the shard
+    has committed or aborted it (serverStatus' transactions section)."""
+    session = ctx.session
+    if session is None:
+        return
+    ep = ctx.conn.endpoint
+    state = ep.txns.get(session.key)
+    if state is None or state[1] != "open":
+        return
+    txn = session.txn
+    if txn is None or txn.txn_number != state[0] or txn.state == "in_progress":
+        if txn is not None and txn.txn_number > state[0]:
+            state[1] = "done"
+            ep.stats.transaction("totalAborted")
+        return
+    state[1] = "done"
+    ep.stats.transaction("totalCommitted" if txn.state == "committed" else "totalAborted")
+
+
+def open_transactions(ep, sessions):
+    """How many transactions this router runs that the shard has open."""
+    n = 0
+    for key, (txn_number, st) in list(ep.txns.items()):
+        s = sessions.sessions.get(key)
+        if st == "open" and s is not None and s.txn is not None and \
+                s.txn.txn_number == txn_number and s.txn.state == "in_progress":
+            n += 1
+    return n

@@ -3,8 +3,8 @@
 Rules of this file:
 - One thread per connection; every command that touches data holds
   server.oplog.lock (see commands.py).
-- `ready` is printed (and flushed) on stdout once the listening socket
-  accepts connections, so scripts never sleep; SIGTERM and SIGINT exit 0.
+- `ready` is printed (and flushed) on stdout once every listening socket
+  (--port, and each --router-port of a --mongos) accepts connections, so scripts never sleep; SIGTERM and SIGINT exit 0.
 - A malformed message gets an error reply when the frame can still be
   trusted, else the connection is closed; the server itself never stops
   because of a client.
@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 
 from bson.objectid import ObjectId
@@ -81,9 +82,10 @@ class Connection:
     _ids = [0]
     _ids_lock = threading.Lock()
 
-    def __init__(self, sock, peer):
+    def __init__(self, sock, peer, endpoint=None):
         self.sock = sock
         self.peer = peer
+        self.endpoint = endpoint  # the address the client connected to
         with Connection._ids_lock:
             Connection._ids[0] += 1
             self.id = Connection._ids[0]
@@ -93,10 +95,157 @@ class Connection:
         self.app_name = None
 
 
+class Stats:
+    """serverStatus' counters of one process: opcounters, metrics.commands,
+    and (on a router) its transactions."""
+
+    OPS = {"insert": "insert", "find": "query", "update": "update",
+           "delete": "delete", "getMore": "getmore"}
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.opcounters = dict.fromkeys(
+            ("insert", "query", "update", "delete", "getmore", "command"), 0)
+        self.commands = {}        # name -> [total, failed]
+        self.txn = dict.fromkeys(("totalStarted", "totalCommitted", "totalAborted"), 0)
+
+    def count(self, name, body, failed):
+        with self.lock:
+            c = self.commands.setdefault(name, [0, 0])
+            c[0] += 1
+            if failed:
+                c[1] += 1
+            op = self.OPS.get(name, "command")
+            n = 1
+            if name in ("insert", "update", "delete"):
+                items = body.get({"insert": "documents", "update": "updates",
+                                  "delete": "deletes"}[name])
+                n = len(items) if isinstance(items, list) else 0
+            self.opcounters[op] += n
+
+    def transaction(self, what):
+        with self.lock:
+            self.txn[what] += 1
+
+
+class Endpoint:
+    """One listening address and what a real deployment keeps per process
+    behind it.  The replica set has one; with --mongos each --router-port
+    adds a router of the same cluster: same data, oplog and shard-side
+    transactions, but its own cursors, its own transaction routing state
+    (mongos.py), its own processId, fail points and serverStatus counters.
+    A router can be taken away (stop: listener and connections closed, as
+    when its process exits) and brought back (start: a new process on the
+    same port)."""
+
+    def __init__(self, server, port):
+        self.server = server
+        self.port = port
+        self.listener = None
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.reset()
+
+    def reset(self):
+        self.process_id = ObjectId()
+        self.started = time.monotonic()
+        self.cursors = cursors.Registry()
+        self.failpoints = failpoints.FailPoints()
+        self.txns = {}            # mongos: lsid key -> [txnNumber, state]
+        self.stats = Stats()
+        self.total_conns = 0
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.server.host, self.port)
+
+    @property
+    def up(self):
+        return self.listener is not None
+
+    def listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((self.server.bind_host, self.port))
+            s.listen(128)
+        except OSError:
+            s.close()
+            raise
+        if self.port == 0:
+            self.port = s.getsockname()[1]
+        self.listener = s
+
+    def serve(self):
+        t = threading.Thread(target=self._accept, args=(self.listener,), daemon=True,
+                             name="listen%d" % self.port)
+        t.start()
+
+    def _accept(self, listener):
+        server = self.server
+        while not server.shutdown.is_set() and self.listener is listener:
+            try:
+                sock, peer = listener.accept()
+            except OSError:
+                if server.shutdown.is_set() or self.listener is not listener:
+                    break
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, peer, self)
+            with self.lock:
+                self.conns.add(conn)
+                self.total_conns += 1
+            t = threading.Thread(target=server.handle, args=(conn,), daemon=True,
+                                 name="conn%d" % conn.id)
+            t.start()
+
+    def forget(self, conn):
+        with self.lock:
+            self.conns.discard(conn)
+
+    def stop(self):
+        """The process goes away: no more connections, the open ones are
+        closed (their clients see a network error), its cursors are gone
+        and the transactions it was running are aborted on the shard (as a
+        mongos shutting down does)."""
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            try:
+                # wakes the accept() of the listening thread (Linux)
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        with self.lock:
+            conns = list(self.conns)
+        for conn in conns:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        server = self.server
+        with server.oplog.lock:
+            for cid in list(self.cursors.cursors):
+                self.cursors.close(cid)
+            for key, (n, state) in self.txns.items():
+                s = server.sessions.sessions.get(key)
+                if state == "open" and s is not None and s.txn is not None and \
+                        s.txn.txn_number == n and s.txn.state == "in_progress":
+                    server.sessions.abort(s, n)
+        server.log("router %s stopped" % self.address)
+
+    def start(self):
+        """A new process on the same port: fresh cursors and state."""
+        self.listen()
+        self.reset()
+        self.serve()
+        self.server.log("router %s started" % self.address)
+
+
 class Server:
     def __init__(self, host, port, replset="rs0", dbpath=None,
                  oplog_size=DEFAULT_OPLOG_EVENTS, auth=None, log_file=None,
-                 mongos=False):
+                 mongos=False, router_ports=()):
         self.bind_host = host
         # hello's hosts / me / primary: the address clients use
         self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
@@ -117,11 +266,9 @@ class Server:
                 self.log("oplog.py is missing: --dbpath gives no persistence")
             self.oplog = _MemoryClock(oplog_size, dbpath)
         self.changestream = changestream_module
-        self.cursors = cursors.Registry()
         self.sessions = transactions.Sessions(self)
-        self.failpoints = failpoints.FailPoints()
         self.shutdown = threading.Event()
-        self.listener = None
+        self.endpoints = [Endpoint(self, p) for p in [port] + list(router_ports)]
         _current[:] = [self]
 
     def log(self, msg, exc=False):
@@ -147,28 +294,17 @@ class Server:
         if n:
             self.log("replayed %d oplog entries from %s" % (n, self.dbpath))
 
-    def listen(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.bind_host, self.port))
-        s.listen(128)
-        if self.port == 0:
-            self.port = s.getsockname()[1]
-        self.listener = s
+    def endpoint(self, port):
+        for ep in self.endpoints:
+            if ep.port == port:
+                return ep
+        return None
 
     def serve_forever(self):
+        for ep in self.endpoints:
+            ep.serve()
         while not self.shutdown.is_set():
-            try:
-                sock, peer = self.listener.accept()
-            except OSError:
-                if self.shutdown.is_set():
-                    break
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, peer)
-            t = threading.Thread(target=self.handle, args=(conn,), daemon=True,
-                                 name="conn%d" % conn.id)
-            t.start()
+            self.shutdown.wait(0.5)
 
     # -- one connection ------------------------------------------------------
     def handle(self, conn):
@@ -198,6 +334,8 @@ class Server:
                 sock.close()
             except OSError:
                 pass
+            if conn.endpoint is not None:
+                conn.endpoint.forget(conn)
             self.log("connection %d closed" % conn.id)
 
     def handle_message(self, conn, request_id, op_code, data, header=b""):
@@ -254,11 +392,13 @@ class Server:
 
     def stop(self):
         self.shutdown.set()
-        try:
-            if self.listener is not None:
-                self.listener.close()
-        except OSError:
-            pass
+        for ep in self.endpoints:
+            listener, ep.listener = ep.listener, None
+            try:
+                if listener is not None:
+                    listener.close()
+            except OSError:
+                pass
         close = getattr(self.oplog, "close", None)
         if close is not None:
             with self.oplog.lock:
@@ -281,6 +421,10 @@ def parse_args(argv):
     ap.add_argument("--mongos", action="store_true",
                     help="answer as a mongos router in front of one shard (the replica "
                     "set named by --replset)")
+    ap.add_argument("--router-port", type=int, action="append", default=[],
+                    metavar="N", help="with --mongos: another router of the same "
+                    "cluster on port N (repeatable); each router keeps its own "
+                    "cursors and transactions, as separate mongos processes do")
     return ap.parse_args(argv)
 
 
@@ -297,10 +441,19 @@ def main(argv=None):
     if args.oplog_size < 1:
         sys.stderr.write("mongo-standin: --oplog-size must be at least 1\n")
         return 2
+    if args.router_port and not args.mongos:
+        sys.stderr.write("mongo-standin: --router-port needs --mongos (a replica set "
+                         "member listens on one port)\n")
+        return 2
+    ports = [p for p in [args.port] + args.router_port if p != 0]
+    if len(set(ports)) != len(ports):
+        sys.stderr.write("mongo-standin: --port and --router-port name the same port "
+                         "twice\n")
+        return 2
     if args.dbpath:
         os.makedirs(args.dbpath, exist_ok=True)
     server = Server(args.host, args.port, args.replset, args.dbpath, args.oplog_size,
-                    auth, args.log, args.mongos)
+                    auth, args.log, args.mongos, args.router_port)
 
     def on_signal(signum, frame):
         raise SystemExit(0)
@@ -313,15 +466,17 @@ def main(argv=None):
     try:
         server.replay()
         gc.freeze()
-        try:
-            server.listen()
-        except OSError as e:
-            sys.stderr.write("mongo-standin: cannot listen on %s:%d: %s\n"
-                             % (args.host, args.port, e.strerror or e))
-            return 1
-        server.log("listening on %s:%d, %s %s" % (
-            args.host, server.port, "mongos of one shard" if args.mongos else "replica set",
-            args.replset))
+        for ep in server.endpoints:
+            try:
+                ep.listen()
+            except OSError as e:
+                sys.stderr.write("mongo-standin: cannot listen on %s:%d: %s\n"
+                                 % (args.host, ep.port, e.strerror or e))
+                return 1
+        server.port = server.endpoints[0].port
+        server.log("listening on %s, %s %s" % (
+            ", ".join("%s:%d" % (args.host, ep.port) for ep in server.endpoints),
+            "mongos of one shard" if args.mongos else "replica set", args.replset))
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         server.serve_forever()

@@ -178,7 +178,9 @@ class Sessions:
         s.last_use = time.time()
         return s
 
-    def end(self, lsids):
+    def end(self, lsids, cursors):
+        """endSessions: abort their transactions and close their cursors in
+        `cursors` (the registry of the process that got the command)."""
         for lsid in lsids:
             try:
                 key = lsid_key(lsid)
@@ -188,7 +190,7 @@ class Sessions:
             if s is not None and s.txn is not None and s.txn.state == "in_progress":
                 s.txn.state = "aborted"
                 s.txn.release()
-            self.server.cursors.kill_session(key)
+            cursors.kill_session(key)
 
     # -- transaction state machine ----------------------------------------
     def begin_or_continue(self, session, txn_number, start):
