@@ -26,9 +26,13 @@
  *   transaction (see qleaf_xact_read_session): they see its writes.
  *
  * - Commit follows the transactions specification: an error labelled
- *   UnknownTransactionCommitResult is retried (libmongoc retries once by
- *   itself, then QLEAF_COMMIT_RETRIES more times); if the result is still
- *   unknown, the ERROR says that the writes may or may not be committed.
+ *   UnknownTransactionCommitResult, or a network or server selection
+ *   error (which the specification labels so, and libmongoc 1.23 does not
+ *   always), is retried (libmongoc retries once by itself, then
+ *   QLEAF_COMMIT_RETRIES more times); if the result is still unknown, the
+ *   ERROR says that the writes may or may not be committed.  The mongos
+ *   router of a transaction that went away is such a case: the commit may
+ *   have reached it.
  *
  * - The transaction holds a reference to its connection, so the client
  *   cannot be closed under it.  Sessions are destroyed, and references
@@ -188,8 +192,10 @@ commit_one(QleafXact *x, const char *committed)
 	{
 		ok = mongoc_client_session_commit_transaction(x->session, &reply,
 													  &error);
-		unknown = !ok && mongoc_error_has_label(&reply,
-												"UnknownTransactionCommitResult");
+		unknown = !ok &&
+			(mongoc_error_has_label(&reply, "UnknownTransactionCommitResult") ||
+			 error.domain == MONGOC_ERROR_STREAM ||
+			 error.domain == MONGOC_ERROR_SERVER_SELECTION);
 		transient = !ok && mongoc_error_has_label(&reply,
 												  "TransientTransactionError");
 		bson_destroy(&reply);

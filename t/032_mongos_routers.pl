@@ -71,10 +71,10 @@ sub counters
 		  . "print(' '.join(str(int(x)) for x in (m.get('aggregate', {}).get('total', 0), "
 		  . "t.get('totalStarted', 0), t.get('totalCommitted', 0), t.get('totalAborted', 0), "
 		  . "m.get('commitTransaction', {}).get('total', 0), "
-		  . "sum(v.get('failed', 0) for v in m.values()))))",
+		  . "sum(v.get('failed', 0) for v in m.values()), t.get('currentOpen', 0))))",
 		$i);
 	my %c;
-	@c{qw(aggregate started committed aborted commits failed)} = split / /, $o;
+	@c{qw(aggregate started committed aborted commits failed open)} = split / /, $o;
 	return \%c;
 }
 
@@ -236,6 +236,7 @@ sub held_scans
 		if ($failed)
 		{
 			diag("scan failed: $held->{stderr}");
+			$held->{stderr} = '';    # query() keeps the last error
 			next;
 		}
 		$ok++ if $o eq $paid;
@@ -245,7 +246,7 @@ sub held_scans
 
 SKIP:
 {
-	skip 'taking a router away needs the stand-in', 16 unless $own;
+	skip 'taking a router away needs the stand-in', 22 unless $own;
 	for my $down (0, 1)
 	{
 		my $up = 1 - $down;
@@ -281,6 +282,36 @@ SKIP:
 	@agg = deltas(\@before, \@after, 'aggregate');
 	ok($agg[0] > 0 && $agg[1] > 0,
 		"both routers serve scans again ($agg[0] and $agg[1] aggregates)");
+
+	# The router of an open transaction goes away (MongoDB aborts the
+	# transaction): its COMMIT fails on the network, which the transactions
+	# specification calls an unknown result (the commit may have reached
+	# the router), and nothing is written; the session's next transaction
+	# commits through the other router.
+	my $held = $node->background_psql('postgres', on_error_stop => 0);
+	$held->query_safe("BEGIN; INSERT INTO ledger VALUES (200, 'lost');");
+	my @open = map { counters($_)->{open} } 0 .. 1;
+	is($open[0] + $open[1], 1, 'the open transaction runs on one router');
+	my $down = $open[0] ? 0 : 1;
+	my (undef, $port) = split /:/, $routers[$down];
+	mongo("c.admin.command({'standinRouter': $port, 'up': False})", 1 - $down);
+	my ($o, $failed) = $held->query('COMMIT');
+	ok($failed, 'COMMIT fails when the router of its transaction went away');
+	like(
+		$held->{stderr},
+		qr/ERROR:  the result of committing the MongoDB transaction on server "routers" is unknown\n.*DETAIL:  MongoDB error \d+: .*may or may not be committed/s,
+		'the error says the result is unknown');
+	$held->{stderr} = '';    # query() keeps the last error
+	is(mongo("print(d.ledger.count_documents({'_id': 200}))"),
+		'0', 'nothing of it was written');
+	($o, $failed) =
+	  $held->query("BEGIN; INSERT INTO ledger VALUES (201, 'next'); COMMIT;");
+	is($failed ? $held->{stderr} : '', '',
+		"the session's next transaction commits through the other router");
+	is(mongo("print(d.ledger.count_documents({'_id': 201}))"),
+		'1', 'and is written');
+	$held->quit;
+	mongo("c.admin.command({'standinRouter': $port, 'up': True})", 1 - $down);
 }
 
 insert_orders(5);
