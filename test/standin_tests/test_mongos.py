@@ -23,15 +23,31 @@ from conftest import EXTERNAL_URI, CommandRecorder, RawChangeStream, raw_command
 MONGOS_URI = os.environ.get("QLEAF_MONGOS_URI") or None
 
 
+def one_router(uri):
+    """The uri with only its first host: these tests talk to one router (a
+    cursor or a transaction lives on the router that started it, see
+    test_mongos_routers.py)."""
+    scheme, rest = uri.split("://", 1)
+    hosts, slash, tail = rest.partition("/")
+    cred, at, hostlist = hosts.rpartition("@")
+    return "%s://%s%s%s%s%s" % (scheme, cred, at, hostlist.split(",")[0], slash, tail)
+
+
+def test_one_router():
+    assert one_router("mongodb://u:p@h1:1,h2:2/?x=1") == "mongodb://u:p@h1:1/?x=1"
+    assert one_router("mongodb://h1") == "mongodb://h1"
+
+
 @pytest.fixture
 def router(request, tmp_path):
     """(uri, address) of a mongos: QLEAF_MONGOS_URI or a --mongos stand-in."""
     if MONGOS_URI:
-        c = pymongo.MongoClient(MONGOS_URI, serverSelectionTimeoutMS=10000)
+        uri = one_router(MONGOS_URI)
+        c = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
         c.admin.command("ping")
         addr = c.address
         c.close()
-        yield MONGOS_URI, addr
+        yield uri, addr
         return
     if EXTERNAL_URI:
         pytest.skip("QLEAF_MONGODB_URI names a replica set, not a mongos; set "
