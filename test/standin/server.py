@@ -256,7 +256,6 @@ class Server:
         if auth is not None:
             auth.attach(dbpath)     # users and roles kept in dbpath
         self.mongos = mongos      # answer as a mongos router (mongos.py)
-        self.process_id = ObjectId()
         self.log_fh = open(log_file, "a", buffering=1) if log_file else None
         self.store = storage.Store()
         if oplog_module is not None:
