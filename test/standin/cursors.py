@@ -170,7 +170,8 @@ CURSOR_TIMEOUT = 600.0
 
 
 class Registry:
-    def __init__(self):
+    def __init__(self, router=False):
+        self.router = router      # a mongos' cursors: its own CursorNotFound text
         self.cursors = {}
         self.last_sweep = time.monotonic()
         # (db, user) of the command running now (set by the dispatcher under
@@ -201,6 +202,10 @@ class Registry:
     def get(self, cid, ns=None):
         c = self.cursors.get(cid)
         if c is None:
+            if self.router and ns is not None:
+                # mongos' cluster cursor manager words it so
+                raise CommandError(*CURSOR_NOT_FOUND, "Cursor not found (namespace: "
+                                   "'%s', id: %d)." % (ns, cid))
             raise CommandError(*CURSOR_NOT_FOUND, "cursor id %d not found" % cid)
         if ns is not None and c.ns != ns:
             raise CommandError(13, "Unauthorized",

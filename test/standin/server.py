@@ -149,7 +149,7 @@ class Endpoint:
     def reset(self):
         self.process_id = ObjectId()
         self.started = time.monotonic()
-        self.cursors = cursors.Registry()
+        self.cursors = cursors.Registry(router=self.server.mongos)
         self.failpoints = failpoints.FailPoints()
         self.txns = {}            # mongos: lsid key -> [txnNumber, state]
         self.stats = Stats()

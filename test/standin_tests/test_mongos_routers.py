@@ -134,6 +134,11 @@ def test_a_cursor_lives_on_the_router_that_opened_it(routers, dbname):
                                                    "$db": dbname})
         assert other["ok"] == 0 and other["code"] == 43, other
         assert other["codeName"] == "CursorNotFound"
+        if routers.standin is not None:
+            # mongos' wording (cluster_cursor_manager.cpp); mongod says
+            # "cursor id N not found"
+            assert other["errmsg"] == "Cursor not found (namespace: '%s.c', id: %d)." \
+                % (dbname, cid)
         killed = raw_command(routers.addresses[1], {"killCursors": "c", "cursors": [cid],
                                                     "$db": dbname})
         assert killed["cursorsNotFound"] == [cid]
