@@ -232,6 +232,25 @@ filter_type(bson_t *f, const char *path, const char *type)
 	bson_append_document_end(f, &d);
 }
 
+/*
+ * {$nor: [{path: {$type: "undefined"}}]}: the deprecated BSON undefined
+ * reads as NULL, and {$ne: null} / {$nin: [null]} exclude it only on
+ * servers before MongoDB 8.0, which stopped treating it as null.  f must
+ * not hold a $nor of its own.
+ */
+static void
+append_not_undefined(bson_t *f, const char *path)
+{
+	bson_t		arr;
+	bson_t		d;
+
+	bson_append_array_begin(f, "$nor", -1, &arr);
+	bson_append_document_begin(&arr, "0", -1, &d);
+	filter_type(&d, path, "undefined");
+	bson_append_document_end(&arr, &d);
+	bson_append_array_end(f, &arr);
+}
+
 /* Append the filters a[0..n-1] under op ("$and", "$or") into f. */
 static void
 filter_combine(bson_t *f, const char *op, bson_t **parts, int n)
@@ -856,9 +875,9 @@ array_column_filter(const Leaf *leaf, Datum v)
  * (qleaf_add_condition_columns), so those fail with the conversion error
  * PostgreSQL alone would raise.  A document the filter excludes is never
  * converted: a conversion error in a document the condition excludes is
- * not raised.  (One more gap: MongoDB 8.0 no longer treats the deprecated
- * BSON undefined as null, so <> and IS NOT NULL may match it, and it
- * reads as NULL.)
+ * not raised.  The deprecated BSON undefined reads as NULL: MongoDB 8.0
+ * no longer matches it with {path: null}, nor excludes it with {$ne:
+ * null}, so the filters that stand for SQL's NULL test for it by type.
  */
 static bson_t *
 leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
@@ -871,9 +890,9 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 	*lossy = false;
 
 	/*
-	 * {path: null} matches null, missing (and undefined), and {$ne: null}
-	 * the rest; both look into arrays, which for a jsonb column are values
-	 * of their own.
+	 * {path: null} matches null and missing (and undefined before MongoDB
+	 * 8.0), and {$ne: null} the rest; both look into arrays, which for a
+	 * jsonb column are values of their own.
 	 */
 	if (leaf->op == L_ISNULL || leaf->op == L_NOTNULL)
 	{
@@ -883,6 +902,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 		{
 			bson_append_null(f, p, -1);
 			f = or_not_object(f, p);
+			f = or_pass_type(f, p, "undefined");
 			if (leaf->kind == QLEAF_VK_JSONB)
 			{
 				bson_t	   *parts[2];
@@ -904,6 +924,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 			bson_append_document_begin(f, p, -1, &d);
 			bson_append_null(&d, "$ne", -1);
 			bson_append_document_end(f, &d);
+			append_not_undefined(f, p);
 			if (leaf->kind == QLEAF_VK_JSONB)
 				f = or_pass_type(f, p, "array");
 		}
@@ -1089,6 +1110,8 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 						}
 						bson_append_array_end(&d, &arr);
 						bson_append_document_end(f, &d);
+						if (!positive)
+							append_not_undefined(f, p);
 						if (leaf->op == L_NIN && has_null)
 						{
 							f = new_filter();
@@ -1148,6 +1171,7 @@ leaf_filter(const Leaf *leaf, Datum v, bool isnull, bool *lossy)
 							bson_append_regex(&d, "$not", -1, re, "");
 							bson_append_null(&d, "$ne", -1);
 							bson_append_document_end(f, &d);
+							append_not_undefined(f, p);
 						}
 						*lossy = icase || hex_possible;
 						break;
