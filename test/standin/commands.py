@@ -394,6 +394,9 @@ def _now():
 
 def _entry(op, coll, **kw):
     e = {"op": op, "db": coll.db, "coll": coll.name, "wall": _now()}
+    if getattr(coll, "shard_key", None) is not None and "key" in kw:
+        # a sharded collection's documentKey: the shard key, then _id
+        kw["key"] = mongos.document_key(coll.shard_key, kw.get("pre") or kw.get("doc"))
     e.update(kw)
     return e
 
@@ -909,7 +912,8 @@ def cmd_insert(ctx):
             before_write(c, key)
             c.insert(doc, raw, key)
             emit({"op": "insert", "db": ns_db, "coll": ns_coll, "wall": wall,
-                  "key": {"_id": _id}, "doc": doc, "preImages": pre})
+                  "key": {"_id": _id} if getattr(c, "shard_key", None) is None else
+                  mongos.document_key(c.shard_key, doc), "doc": doc, "preImages": pre})
             n += 1
         except CommandError as e:
             errors.append(_write_error_or_raise(i, e))
@@ -1124,6 +1128,8 @@ def cmd_find_and_modify(ctx):
                            else "Cannot specify both new=true and remove=true; 'remove' "
                            "always returns the deleted document")
     c = ctx.view.get(ctx.db, name)
+    if c is not None and c.shard_key is not None:
+        mongos.check_find_and_modify(c, q)
     matches = _sorted_matches(c, q, sort) if c is not None else []
     proj = storage.find_projector(fields)
     last = {"n": 0}
@@ -1849,7 +1855,7 @@ def cmd_coll_stats(ctx):
              "indexSizes": {i["name"]: 0 for i in c.indexes},
              "totalSize": size // scale, "scaleFactor": scale, "ok": 1.0}
     if ctx.server.mongos:
-        return mongos.coll_stats(ctx.server, reply)
+        return mongos.coll_stats(ctx.server, reply, c.shard_key)
     return reply
 
 
@@ -1885,5 +1891,7 @@ HANDLERS = {
     "logout": cmd_logout, "connectionStatus": cmd_connection_status,
     "collStats": cmd_coll_stats, "dbStats": cmd_db_stats,
     "serverStatus": cmd_server_status, "standinRouter": cmd_standin_router,
+    "shardCollection": mongos.cmd_shard_collection,
+    "enableSharding": mongos.cmd_enable_sharding,
 }
 HANDLERS.update(authz.HANDLERS)

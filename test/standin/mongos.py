@@ -46,7 +46,10 @@ mongos gives its cluster time as operationTime when it knows no later one.
 import datetime
 import uuid
 
+import bson
 from bson.int64 import Int64
+from bson.raw_bson import RawBSONDocument
+from bson.son import SON
 
 from . import wire
 from .errors import CommandError, NO_SUCH_TRANSACTION, TRANSACTION_TOO_OLD
@@ -94,11 +97,16 @@ def check(ctx):
         raise CommandError(*ILLEGAL_OPERATION, "Can't use 'local' database through mongos")
 
 
-def coll_stats(server, shard_reply):
-    """mongos' collStats of an unsharded collection from its shard's reply."""
+def coll_stats(server, shard_reply, shard_key=None):
+    """mongos' collStats from its shard's reply: of an unsharded collection
+    ("sharded": false, "primary"), or of a sharded one ("sharded": true, no
+    "primary"; every chunk on the one shard)."""
     shard = {k: v for k, v in shard_reply.items() if k != "ok"}
     scale = shard_reply.get("scaleFactor", 1)
-    out = {"sharded": False, "primary": shard_name(server)}
+    if shard_key is not None:
+        out = {"sharded": True}
+    else:
+        out = {"sharded": False, "primary": shard_name(server)}
     if "capped" in shard_reply:
         out["capped"] = shard_reply["capped"]
     out["ns"] = shard_reply["ns"]
@@ -248,3 +256,165 @@ def open_transactions(ep, sessions):
                 s.txn.txn_number == txn_number and s.txn.state == "in_progress":
             n += 1
     return n
+
+
+# ---------------------------------------------------------------------------
+# Sharded collections (one shard holds every chunk)
+# ---------------------------------------------------------------------------
+#
+# shardCollection records the key pattern on the collection
+# (storage.Collection.shard_key; it is not journaled, so a restarted
+# stand-in forgets it, as it forgets routers' state).  What a client sees
+# of it: documentKey of change events holds the shard key's fields in the
+# pattern's order, then _id unless the pattern has it (the manual's
+# "Change Events"); collStats says "sharded": true; findAndModify needs
+# equality on the whole shard key (ShardKeyNotFound, 61, as mongos 6.0's
+# cluster_find_and_modify_cmd).  updateOne / deleteOne with any filter
+# work: mongos 6.0 refuses a single-document write only when it would
+# target several shards, and one shard is always one target.
+# listCollections does not change (mongos forwards it to the shard).
+
+def _sharding_admin(ctx):
+    if not ctx.server.mongos:
+        raise CommandError(59, "CommandNotFound", "no such command: '%s'" % ctx.name)
+    if ctx.db != "admin":
+        raise CommandError(13, "Unauthorized",
+                           "%s may only be run against the admin database." % ctx.name)
+
+
+def cmd_enable_sharding(ctx):
+    """Optional from MongoDB 6.0 (every database may hold sharded
+    collections); it only names the database."""
+    _sharding_admin(ctx)
+    db = ctx.body.get(ctx.name)
+    if not isinstance(db, str) or not db or "." in db:
+        raise CommandError(73, "InvalidNamespace", "invalid db name specified: %s" % (db,))
+    return {"ok": 1.0}
+
+
+def _check_pattern(key):
+    if not isinstance(key, dict):
+        raise CommandError(14, "TypeMismatch",
+                           "BSON field 'shardCollection.key' is the wrong type, "
+                           "expected type 'object'")
+    if not key:
+        raise CommandError(72, "InvalidOptions", "cannot have empty shard key")
+    hashed = 0
+    for field, v in key.items():
+        if v == "hashed":
+            hashed += 1
+        elif not (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 1):
+            hashed = 2
+        if not field or field.startswith("$") or ".." in field:
+            hashed = 2
+    if hashed > 1:
+        raise CommandError(72, "InvalidOptions",
+                           "Unsupported shard key pattern %s. Pattern must either be a "
+                           "single hashed field, or a list of ascending fields"
+                           % _pattern_text(key))
+    return hashed == 1
+
+
+def _pattern_text(key):
+    return "{ %s }" % ", ".join("%s: %s" % (k, '"hashed"' if v == "hashed" else v)
+                                for k, v in key.items())
+
+
+def cmd_shard_collection(ctx):
+    _sharding_admin(ctx)
+    body = ctx.body
+    ns = body.get(ctx.name)
+    if not isinstance(ns, str) or "." not in ns or ns.startswith(".") or ns.endswith("."):
+        raise CommandError(73, "InvalidNamespace", "Invalid namespace specified '%s'" % (ns,))
+    db, coll = ns.split(".", 1)
+    if "key" not in body:
+        raise CommandError(40414, "Location40414",
+                           "BSON field 'shardCollection.key' is missing but a required field")
+    key = dict(body["key"]) if isinstance(body["key"], dict) else body["key"]
+    hashed = _check_pattern(key)
+    unique = bool(body.get("unique"))
+    if hashed and unique:
+        raise CommandError(72, "InvalidOptions",
+                           "Hashed shard keys cannot be declared unique. It's possible to "
+                           "ensure uniqueness on the hashed field by declaring an additional "
+                           "(non-hashed) unique index on the field.")
+    if db in ("admin", "local", "config") or coll.startswith("system."):
+        raise CommandError(20, "IllegalOperation", "can't shard %s" % ns)
+    c = ctx.view.get(db, coll)
+    if c is not None and c.shard_key is not None:
+        if list(c.shard_key.items()) == list(key.items()):
+            return {"collectionsharded": ns, "ok": 1.0}
+        raise CommandError(23, "AlreadyInitialized",
+                           "sharding already enabled for collection %s with options "
+                           "{ key: %s, unique: %s }" % (ns, _pattern_text(c.shard_key),
+                                                       "false"))
+    if c is not None and getattr(c, "options", {}).get("timeseries"):
+        raise CommandError(238, "NotImplemented",
+                           "the stand-in does not shard time series collections")
+    fields = list(key.items())
+    have = c is not None and any(
+        list(dict(i["key"]).items())[:len(fields)] == fields for i in c.indexes)
+    if not have:
+        if c is not None and c.docs:
+            raise CommandError(72, "InvalidOptions",
+                               "Please create an index that starts with the proposed shard "
+                               "key before sharding the collection")
+        c = ctx.view.ensure(db, coll)
+        spec = {"v": 2, "key": dict(key),
+                "name": "_".join("%s_%s" % (k, v) for k, v in fields)}
+        if unique:
+            spec["unique"] = True
+        c.add_index(spec)
+        ctx.view.emit({"op": "createIndexes", "db": db, "coll": coll,
+                       "wall": datetime.datetime.utcnow(), "indexes": [spec]})
+    c.shard_key = dict(key)
+    return {"collectionsharded": ns, "ok": 1.0}
+
+
+def _path_value(doc, path):
+    cur = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def document_key(pattern, doc):
+    """documentKey of a change event on a sharded collection: each field of
+    the shard key pattern in order (a missing one null, as the shard key of
+    a document missing it), then _id unless the pattern holds it."""
+    doc = doc or {}
+    out = SON()
+    for field in pattern:
+        out[field] = _path_value(doc, field)
+    if "_id" not in out:
+        out["_id"] = doc.get("_id")
+    # encoded as an embedded document: bson moves _id first in a top-level one
+    raw = bson.encode({"k": out})
+    return RawBSONDocument(raw[7:-1])
+
+
+def _equality_fields(q, out):
+    if not isinstance(q, dict):
+        return
+    for k, v in q.items():
+        if k == "$and" and isinstance(v, list):
+            for part in v:
+                _equality_fields(part, out)
+        elif not k.startswith("$"):
+            if isinstance(v, dict) and v and all(op.startswith("$") for op in v):
+                if "$eq" in v:
+                    out.add(k)
+            else:
+                out.add(k)
+
+
+def check_find_and_modify(coll, query):
+    """mongos routes findAndModify by its shard key: the query must hold an
+    equality on every field of it."""
+    fields = set()
+    _equality_fields(query, fields)
+    if not all(f in fields for f in coll.shard_key):
+        raise CommandError(61, "ShardKeyNotFound",
+                           "Query for sharded findAndModify must contain the shard key")

@@ -141,7 +141,7 @@ def format_value(v):
 
 class Collection:
     __slots__ = ("db", "name", "docs", "options", "indexes", "unique",
-                 "created", "uuid")
+                 "created", "uuid", "shard_key")
 
     def __init__(self, db, name, options=None):
         self.db = db
@@ -161,6 +161,7 @@ class Collection:
         self.unique = {}          # index name -> {value key: id key}
         self.created = datetime.datetime.utcnow()
         self.uuid = Binary(os.urandom(16), 4)
+        self.shard_key = None     # --mongos: the key pattern once sharded
 
     @property
     def ns(self):
@@ -174,6 +175,7 @@ class Collection:
         c.unique = {k: dict(v) for k, v in self.unique.items()}
         c.created = self.created
         c.uuid = self.uuid
+        c.shard_key = self.shard_key
         return c
 
     # -- unique indexes ---------------------------------------------------

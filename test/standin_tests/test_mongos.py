@@ -217,3 +217,67 @@ def test_writes_and_reads_reach_the_shard(mclient, mdb):
                                 {"$project": SON([("_id", 1)])}]))
     assert [d["_id"] for d in got] == list(range(1, 30, 3))
     assert [ix["name"] for ix in mdb.c.list_indexes()] == ["_id_"]
+
+
+# ---------------------------------------------------------------------------
+# Sharded collections
+# ---------------------------------------------------------------------------
+
+def test_shard_collection_errors(mclient, mdb):
+    ns = mdb.name + ".bad"
+    for key, code in (({"a": -1}, 72), ({}, 72), ({"a": "hashed", "b": "hashed"}, 72)):
+        with pytest.raises(OperationFailure) as e:
+            mclient.admin.command("shardCollection", ns, key=key)
+        assert e.value.code == code, key
+    with pytest.raises(OperationFailure) as e:
+        mclient.admin.command("shardCollection", ns, key={"a": "hashed"}, unique=True)
+    assert e.value.code == 72 and "cannot be declared unique" in str(e.value)
+    mdb.full.insert_one({"a": 1})
+    with pytest.raises(OperationFailure) as e:
+        mclient.admin.command("shardCollection", mdb.name + ".full", key={"a": 1})
+    assert e.value.code == 72 and "create an index" in str(e.value)
+    with pytest.raises(OperationFailure) as e:
+        mdb.command("shardCollection", ns, key={"a": 1})
+    assert e.value.code == 13
+
+
+def test_sharded_collection(mclient, mdb):
+    # enableSharding is optional from 6.0: shardCollection alone suffices
+    mclient.admin.command("shardCollection", mdb.name + ".s", key={"region": 1})
+    assert mclient.admin.command("shardCollection", mdb.name + ".s",
+                                 key={"region": 1})["ok"] == 1
+    assert mdb.command("collStats", "s")["sharded"] is True
+    assert "primary" not in mdb.command("collStats", "s")
+    assert mdb.list_collection_names() == ["s"]
+    assert [i["key"] for i in mdb.s.list_indexes()] == [{"_id": 1}, {"region": 1}]
+    cs = mdb.s.watch()
+    mdb.s.insert_one({"_id": 1, "region": "eu", "v": 1})
+    mdb.s.insert_one({"_id": 2, "v": 1})            # no shard key: allowed
+    mdb.s.update_one({"_id": 1}, {"$set": {"v": 2}})
+    mdb.s.replace_one({"_id": 1}, {"region": "eu", "v": 3})
+    mdb.s.delete_one({"v": 3})      # one shard: a single target, allowed
+    keys = [(ev["operationType"], list(ev["documentKey"].items())) for ev in
+            (cs.next() for _ in range(5))]
+    assert keys == [("insert", [("region", "eu"), ("_id", 1)]),
+                    ("insert", [("region", None), ("_id", 2)]),
+                    ("update", [("region", "eu"), ("_id", 1)]),
+                    ("replace", [("region", "eu"), ("_id", 1)]),
+                    ("delete", [("region", "eu"), ("_id", 1)])]
+    cs.close()
+    mdb.s.insert_one({"_id": 3, "region": "us"})
+    with pytest.raises(OperationFailure) as e:
+        mdb.s.find_one_and_update({"_id": 3}, {"$set": {"v": 1}})
+    assert e.value.code == 61
+    assert "must contain the shard key" in str(e.value)
+    assert mdb.s.find_one_and_update({"_id": 3, "region": "us"},
+                                     {"$set": {"v": 1}})["_id"] == 3
+    assert mdb.s.find_one_and_delete({"region": {"$eq": "us"}, "_id": 3})["_id"] == 3
+
+
+def test_sharded_on_id_find_and_modify(mclient, mdb):
+    mclient.admin.command("shardCollection", mdb.name + ".h", key={"_id": "hashed"})
+    mdb.h.insert_one({"_id": 1, "v": 1})
+    assert mdb.h.find_one_and_update({"_id": 1}, {"$set": {"v": 2}})["v"] == 1
+    cs = mdb.h.watch()
+    mdb.h.delete_one({"_id": 1})
+    assert list(cs.next()["documentKey"].items()) == [("_id", 1)]
