@@ -867,6 +867,19 @@ report_write_error(QleafModifyState *st, const bson_error_t *error,
 						   error->code, error->message),
 				 errhint("Check the write concern in the connection string and the state of the replica set."),
 				 errcontext("%s", what)));
+	/* ShardKeyNotFound: mongos before 7.0 routes findAndModify by shard key */
+	if ((error->domain == MONGOC_ERROR_SERVER ||
+		 error->domain == MONGOC_ERROR_COLLECTION ||
+		 error->domain == MONGOC_ERROR_QUERY) &&
+		error->code == 61)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write to sharded MongoDB collection \"%s.%s\" by _id alone",
+						st->database, st->collection_name),
+				 errdetail("MongoDB error %u: %s. UPDATE and DELETE find each row by _id, and MongoDB before 7.0 routes a %s on a sharded collection only by its shard key.",
+						   error->code, error->message, command),
+				 errhint("Write to collections sharded on _id only, or use MongoDB 7.0 or later, or change these documents in MongoDB itself."),
+				 errcontext("%s", what)));
 	if ((error->domain == MONGOC_ERROR_SERVER ||
 		 error->domain == MONGOC_ERROR_COLLECTION) &&
 		error->code == 20 && st->use_txn)
