@@ -417,10 +417,10 @@ $node->safe_psql(
 	CREATE TRIGGER stock_apply AFTER INSERT ON proj_events
 	  FOR EACH ROW EXECUTE FUNCTION stock_apply();
 	CREATE MATERIALIZED VIEW last_level AS
-	  SELECT DISTINCT ON (document_key) document_key->>'_id' AS sku,
+	  SELECT DISTINCT ON (document_key->>'_id') document_key->>'_id' AS sku,
 	         full_document->>'level' AS level
 	  FROM proj_events WHERE operation_type <> 'delete'
-	  ORDER BY document_key, id DESC;
+	  ORDER BY document_key->>'_id', id DESC;
 	CREATE UNIQUE INDEX ON last_level (sku);
 	SELECT qleaf.create_stream('proj', server => 'ms', collection => 'stock',
 	                           event_table => 'proj_events', refresh_views => '{last_level}');

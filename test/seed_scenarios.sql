@@ -124,7 +124,7 @@ SELECT saga_id, saga_type, status, current_step, steps_done, total_steps,
          ELSE 'unknown'
        END AS status_category,
        error
-FROM (SELECT DISTINCT ON (document_key)
+FROM (SELECT DISTINCT ON (document_key->'_id')
              document_key->>'_id' AS saga_id,
              full_document->>'type' AS saga_type,
              full_document->>'status' AS status,
@@ -139,7 +139,7 @@ FROM (SELECT DISTINCT ON (document_key)
       WHERE collection = 'sagas'
         AND operation_type IN ('insert', 'update', 'replace')
         AND full_document IS NOT NULL
-      ORDER BY document_key, cluster_timestamp DESC) s;
+      ORDER BY document_key->'_id', cluster_timestamp DESC) s;
 
 -- Saga health per saga type.
 CREATE VIEW saga_health AS
@@ -177,7 +177,7 @@ SELECT user_id, version, email, full_name, subscription_status,
             WHEN total_orders > 10 THEN 'loyal'
             WHEN total_orders > 0 THEN 'customer'
             ELSE 'prospect' END AS user_segment
-FROM (SELECT DISTINCT ON (document_key)
+FROM (SELECT DISTINCT ON (document_key->'_id')
              (document_key->>'_id')::bigint AS user_id,
              (full_document->>'version')::int AS version,
              full_document->>'email' AS email,
@@ -191,7 +191,7 @@ FROM (SELECT DISTINCT ON (document_key)
       WHERE collection = 'user_aggregates'
         AND operation_type IN ('insert', 'update', 'replace')
         AND full_document IS NOT NULL
-      ORDER BY document_key, (full_document->>'version')::int DESC,
+      ORDER BY document_key->'_id', (full_document->>'version')::int DESC,
                cluster_timestamp DESC) p
 WITH NO DATA;
 CREATE UNIQUE INDEX ON user_profiles (user_id);
