@@ -15,9 +15,10 @@ builds itself:
 - replica set commands (replSetGetStatus, ...) are CommandNotFound (59):
   mongos has none (the stand-in has no handler for them in either mode);
 - the collStats command: the router's merge of its shards' replies, with
-  "sharded": false and "primary" for an unsharded collection, the summed
-  fields, avgObjSize as a double, nchunks and the shard's own reply under
-  "shards";
+  "sharded": false and "primary" for an unsharded collection ("sharded":
+  true for one sharded by shardCollection, see "Sharded collections"
+  below), the summed fields, avgObjSize as a double, nchunks and the
+  shard's own reply under "shards";
 - the $collStats stage: each shard's document carries "shard";
 - every reply to a command in a transaction (and to commitTransaction /
   abortTransaction) carries "recoveryToken", with "recoveryShardId" once
