@@ -26,6 +26,7 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use QleafStandin;
+use QleafStreams;
 use Test::More;
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
@@ -171,19 +172,6 @@ sub server_time
 	return $t;
 }
 
-sub wait_state
-{
-	my ($stream, $state) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT state FROM qleaf.stream_status WHERE stream = '$stream'", $state);
-}
-
-sub wait_count
-{
-	my ($sql, $n) = @_;
-	return $node->poll_query_until('postgres', "SELECT ($sql) >= $n");
-}
-
 my ($ret, $out, $err);
 
 # ---------------------------------------------------------------------
@@ -246,7 +234,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM imported.cats'),
 # a changes table and a stream
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('rd', server => 'reader', collection => 'items')");
-ok(wait_state('rd', 'running'), 'read: a stream runs');
+ok(wait_stream_state($node, 'rd', 'running'), 'read: a stream runs');
 my $start = server_time();
 mongo(
 	"d.items.insert_one({'_id': 100, 'name': 'new', 'price': 1, 'cat': 0})\n"
@@ -257,7 +245,7 @@ is( $node->safe_psql(
 	),
 	'insert:100,update:100',
 	'read: a changes table reads the events');
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'rd' AND (document_key->>'_id') = '100'",
 		2),
 	'read: the stream stored the events');
@@ -266,13 +254,13 @@ ok( wait_count(
 # collection (listCollections, count, find) before its change stream
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('rdb', server => 'reader', snapshot => true)");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'rdb' AND operation_type = 'snapshot'",
 		17),
 	'read: a database stream stores its snapshot of every collection');
-ok(wait_state('rdb', 'running'), 'read: the database stream runs after its snapshot');
+ok(wait_stream_state($node, 'rdb', 'running'), 'read: the database stream runs after its snapshot');
 mongo("d.cats.insert_one({'_id': 3, 'label': 'three'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'rdb' AND operation_type = 'insert' AND collection = 'cats'",
 		1),
 	"read: the database stream stores the database's events");
@@ -282,7 +270,7 @@ ok( wait_count(
 # are all of them
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('dcs', server => 'dbcs', snapshot => true)");
-ok(wait_state('dcs', 'running'),
+ok(wait_stream_state($node, 'dcs', 'running'),
 	'find and changeStream on the database: a database stream with a snapshot runs');
 is( $node->safe_psql(
 		'postgres',
@@ -380,7 +368,7 @@ like($err, qr/DETAIL:  MongoDB error 13 \(Unauthorized\)/,
 
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('nar', server => 'narrow', collection => 'items')");
-ok(wait_state('nar', 'failed'), 'find on items: the stream fails');
+ok(wait_stream_state($node, 'nar', 'failed'), 'find on items: the stream fails');
 like(
 	$node->safe_psql('postgres',
 		"SELECT last_error FROM qleaf.stream_status WHERE stream = 'nar'"),
@@ -391,9 +379,9 @@ mongo(
 	"c.admin.command('grantPrivilegesToRole', 'qleaf_tap_items_find', privileges=[{'resource': {'db': '$db', 'collection': 'items'}, 'actions': ['changeStream']}])"
 );
 $node->safe_psql('postgres', "SELECT qleaf.reset_stream('nar')");
-ok(wait_state('nar', 'running'), 'find and changeStream: after reset_stream the stream runs');
+ok(wait_stream_state($node, 'nar', 'running'), 'find and changeStream: after reset_stream the stream runs');
 mongo("d.items.insert_one({'_id': 400, 'name': 'late', 'price': 3, 'cat': 1})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'nar' AND (document_key->>'_id') = '400'",
 		1),
 	'find and changeStream: the stream stores the events');

@@ -18,6 +18,7 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use QleafStandin;
+use QleafStreams;
 use Test::More;
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
@@ -56,27 +57,6 @@ $node->safe_psql(
 	CREATE USER MAPPING FOR CURRENT_USER SERVER ms;
 });
 
-sub status
-{
-	my ($stream, $col) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT $col FROM qleaf.stream_status WHERE stream = '$stream'");
-}
-
-sub wait_state
-{
-	my ($stream, $state) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT state FROM qleaf.stream_status WHERE stream = '$stream'",
-		$state);
-}
-
-sub wait_count
-{
-	my ($sql, $n) = @_;
-	return $node->poll_query_until('postgres', "SELECT ($sql) >= $n");
-}
-
 # ---------------------------------------------------------------------
 # Happy path: events in event_store, payloads to a LISTENing session in
 # commit order
@@ -87,13 +67,13 @@ $listener->query_safe('LISTEN inv_events');
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('inv', server => 'ms', collection => 'inventory', channel => 'inv_events')"
 );
-ok(wait_state('inv', 'running'), 'the worker runs the stream');
+ok(wait_stream_state($node, 'inv', 'running'), 'the worker runs the stream');
 
 mongo(
 	"d.inventory.insert_many([{'_id': i, 'sku': 'sku%d' % i, 'stock': i} for i in range(1, 51)])\n"
 	  . "d.inventory.update_one({'_id': 7}, {'\$set': {'stock': 70}})\n"
 	  . "d.inventory.delete_one({'_id': 8})");
-ok(wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv'", 52),
+ok(wait_count($node, "SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv'", 52),
 	'52 events stored');
 is( $node->safe_psql(
 		'postgres',
@@ -116,12 +96,7 @@ is( $node->safe_psql(
 	'one row per event');
 
 # the listener gets one payload per event, in id order
-my $notes = '';
-for (my $i = 0; $i < 100 && ($notes =~ tr/\n//) < 52; $i++)
-{
-	my $out = $listener->query_safe('SELECT 1');
-	$notes .= join('', map { "$_\n" } grep { /Asynchronous notification/ } split /\n/, $out);
-}
+my $notes = notifications($listener, 52, 100);
 my @ids = $notes =~ /"id": (\d+)/g;
 is(scalar(@ids), 52, '52 notifications received');
 my $ids_sql = $node->safe_psql('postgres',
@@ -133,9 +108,9 @@ like(
 	qr/payload "\{"stream": "inv", "id": \d+, "op": "update", "db": "$db", "coll": "inventory", "key": \{"_id": 7\}, "doc": \{"_id": 7, "sku": "sku7", "stock": 70\}\}"/,
 	'payload format');
 
-is(status('inv', 'events_total >= 52 AND batches_total >= 1 AND last_event_cluster_time IS NOT NULL AND resume_token IS NOT NULL'),
+is(stream_status($node, 'inv', 'events_total >= 52 AND batches_total >= 1 AND last_event_cluster_time IS NOT NULL AND resume_token IS NOT NULL'),
 	't', 'stream_status counts events and shows the position');
-is(status('inv', 'started_at IS NOT NULL AND last_batch_at >= started_at AND lag IS NOT NULL AND events_behind IS NULL'),
+is(stream_status($node, 'inv', 'started_at IS NOT NULL AND last_batch_at >= started_at AND lag IS NOT NULL AND events_behind IS NULL'),
 	't', 'stream_status shows when the worker started and last committed');
 
 # the health query of README
@@ -155,17 +130,17 @@ is( $node->safe_psql(
 # Pause and resume; alter while running
 # ---------------------------------------------------------------------
 $node->safe_psql('postgres', "SELECT qleaf.pause_stream('inv')");
-ok(wait_state('inv', 'paused'), 'paused');
-is(status('inv', 'pid IS NULL'), 't', 'no worker while paused');
+ok(wait_stream_state($node, 'inv', 'paused'), 'paused');
+is(stream_status($node, 'inv', 'pid IS NULL'), 't', 'no worker while paused');
 mongo("d.inventory.insert_one({'_id': 100, 'sku': 'while paused'})");
 $node->safe_psql('postgres', "SELECT qleaf.resume_stream('inv')");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '100'",
 		1),
 	'an event written while paused arrives after resume');
 
 # a worker that dies is restarted by the launcher and goes on from its token
-my $pid_killed = status('inv', 'pid');
+my $pid_killed = stream_status($node, 'inv', 'pid');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid_killed)");
 ok( $node->poll_query_until(
 		'postgres',
@@ -173,7 +148,7 @@ ok( $node->poll_query_until(
 	),
 	'a terminated worker is restarted, and counted');
 mongo("d.inventory.insert_one({'_id': 103, 'sku': 'after restart'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '103'",
 		1),
 	'events after the restart arrive');
@@ -184,7 +159,7 @@ is( $node->safe_psql(
 	't',
 	'no event twice after the restart');
 
-my $pid_before = status('inv', 'pid');
+my $pid_before = stream_status($node, 'inv', 'pid');
 $node->safe_psql('postgres',
 	q{SELECT qleaf.alter_stream('inv', pipeline => '[{"$match": {"fullDocument.sku": {"$ne": "skip me"}}}]', payload => 'key')}
 );
@@ -195,7 +170,7 @@ ok( $node->poll_query_until(
 	'alter restarts the worker');
 mongo("d.inventory.insert_one({'_id': 101, 'sku': 'skip me'})\n"
 	  . "d.inventory.insert_one({'_id': 102, 'sku': 'keep me'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '102'",
 		1),
 	'events after the alter arrive');
@@ -214,7 +189,7 @@ like(
 	$notes,
 	qr/payload "\{"stream": "inv", "id": \d+, "op": "insert", "db": "$db", "coll": "inventory", "key": \{"_id": 102\}\}"/,
 	'payload key omits the document after the alter');
-$pid_before = status('inv', 'pid');
+$pid_before = stream_status($node, 'inv', 'pid');
 $node->safe_psql('postgres', "SELECT qleaf.alter_stream('inv', payload => 'reference')");
 ok( $node->poll_query_until(
 		'postgres',
@@ -222,7 +197,7 @@ ok( $node->poll_query_until(
 	),
 	'a second alter restarts the worker');
 mongo("d.inventory.insert_one({'_id': 104, 'sku': 'by reference'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '104'",
 		1),
 	'events after the second alter arrive');
@@ -241,12 +216,12 @@ like(
 # ---------------------------------------------------------------------
 # Faults: a resumable error is resumed; 286 stops the stream until reset
 # ---------------------------------------------------------------------
-my $errors_before = status('inv', 'errors_total');
+my $errors_before = stream_status($node, 'inv', 'errors_total');
 mongo(
 	"c.admin.command({'configureFailPoint': 'failCommand', 'mode': {'times': 4}, 'data': {'failCommands': ['getMore', 'aggregate'], 'errorCode': 91, 'errorLabels': ['ResumableChangeStreamError']}})"
 );
 mongo("d.inventory.insert_many([{'_id': 200 + i} for i in range(20)])");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND (document_key->>'_id')::int BETWEEN 200 AND 219",
 		20),
 	'events after resumable errors arrive');
@@ -260,21 +235,21 @@ is( $node->safe_psql(
 ok($node->poll_query_until('postgres',
 		"SELECT errors_total > $errors_before FROM qleaf.stream_status WHERE stream = 'inv'"),
 	'the resumable error is counted');
-is(status('inv', 'state'), 'running', 'still running');
+is(stream_status($node, 'inv', 'state'), 'running', 'still running');
 mongo("c.admin.command({'configureFailPoint': 'failCommand', 'mode': 'off'})");
 
 mongo(
 	"c.admin.command({'configureFailPoint': 'failCommand', 'mode': {'times': 1}, 'data': {'failCommands': ['getMore', 'aggregate'], 'errorCode': 286}})"
 );
 mongo("d.inventory.insert_one({'_id': 300})");
-ok(wait_state('inv', 'history_lost'), '286 puts the stream in history_lost');
-like(status('inv', 'last_error'), qr/history is lost/, 'history_lost names the cause');
-is(status('inv', 'last_error_at IS NOT NULL'), 't', 'and says when');
-is(status('inv', 'pid IS NULL'), 't', 'no worker after history_lost');
+ok(wait_stream_state($node, 'inv', 'history_lost'), '286 puts the stream in history_lost');
+like(stream_status($node, 'inv', 'last_error'), qr/history is lost/, 'history_lost names the cause');
+is(stream_status($node, 'inv', 'last_error_at IS NOT NULL'), 't', 'and says when');
+is(stream_status($node, 'inv', 'pid IS NULL'), 't', 'no worker after history_lost');
 $node->safe_psql('postgres', "SELECT qleaf.reset_stream('inv')");
-ok(wait_state('inv', 'running'), 'reset starts the stream again');
+ok(wait_stream_state($node, 'inv', 'running'), 'reset starts the stream again');
 mongo("d.inventory.insert_one({'_id': 301})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'inv' AND document_key->>'_id' = '301'",
 		1),
 	'events after the reset arrive');
@@ -283,7 +258,7 @@ ok( wait_count(
 # Invalidate: the collection is dropped
 # ---------------------------------------------------------------------
 mongo("d.inventory.drop()");
-ok(wait_state('inv', 'invalidated'), 'a dropped collection invalidates the stream');
+ok(wait_stream_state($node, 'inv', 'invalidated'), 'a dropped collection invalidates the stream');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT string_agg(operation_type, ',' ORDER BY id) FROM (SELECT * FROM qleaf.event_store WHERE stream = 'inv' ORDER BY id DESC LIMIT 2) e"
@@ -310,13 +285,13 @@ $node->safe_psql(
 	SELECT qleaf.create_stream('lenient', server => 'ms', collection => 'orders',
 	                           event_table => 'picky', on_error => 'dead_letter');
 });
-ok(wait_state('strict', 'running') && wait_state('lenient', 'running'),
+ok(wait_stream_state($node, 'strict', 'running') && wait_stream_state($node, 'lenient', 'running'),
 	'both streams run');
 mongo("d.orders.insert_one({'_id': 1, 'sku': 'good'})\n"
 	  . "d.orders.insert_one({'_id': 2, 'sku': 'bad'})\n"
 	  . "d.orders.insert_one({'_id': 3, 'sku': 'good'})");
-ok(wait_state('strict', 'failed'), 'on_error stop: the stream fails');
-like(status('strict', 'last_error'), qr/sku "bad" is not allowed/,
+ok(wait_stream_state($node, 'strict', 'failed'), 'on_error stop: the stream fails');
+like(stream_status($node, 'strict', 'last_error'), qr/sku "bad" is not allowed/,
 	'the failed state shows the trigger\'s error');
 is( $node->safe_psql(
 		'postgres',
@@ -324,7 +299,7 @@ is( $node->safe_psql(
 	),
 	'1',
 	'the events before the bad one are stored, none after');
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM picky WHERE stream = 'lenient' AND document_key->>'_id' = '3'",
 		1),
 	'on_error dead_letter: the stream goes on');
@@ -340,7 +315,7 @@ is( $node->safe_psql(
 	),
 	'1,3',
 	'the good events are stored once');
-is(status('lenient', 'state'), 'running', 'the lenient stream runs');
+is(stream_status($node, 'lenient', 'state'), 'running', 'the lenient stream runs');
 
 # once the cause is fixed, a reset with a start point just after the last
 # stored event stores the rest, none twice
@@ -354,7 +329,7 @@ $node->safe_psql(
 	         start_timestamp => coalesce(s.last_event_cluster_timestamp + 1, s.start_timestamp))
 	FROM qleaf.stream_state s WHERE s.stream = 'strict';
 });
-ok(wait_count("SELECT count(*) FROM picky WHERE stream = 'strict'", 3),
+ok(wait_count($node, "SELECT count(*) FROM picky WHERE stream = 'strict'", 3),
 	'after the fix, the reset stream stores the failed event and the next');
 is( $node->safe_psql(
 		'postgres',
@@ -374,11 +349,11 @@ like(
 	$node->safe_psql('postgres', "SELECT where_stages FROM qleaf.streams WHERE name = 'paid'"),
 	qr/"fullDocument.status": \{"\$in": \["paid"\]/,
 	'the where is translated to a $match');
-ok(wait_state('paid', 'running'), 'the filtered stream runs');
+ok(wait_stream_state($node, 'paid', 'running'), 'the filtered stream runs');
 mongo("d.payments.insert_many([{'_id': 1, 'status': 'open'}, {'_id': 2, 'status': 'paid'}])\n"
 	  . "d.payments.update_one({'_id': 1}, {'\$set': {'status': 'paid'}})\n"
 	  . "d.payments.insert_one({'_id': 3, 'status': 'paid'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'paid' AND document_key->>'_id' = '3'",
 		1),
 	'the filtered stream stores the matching events');
@@ -427,13 +402,13 @@ $node->safe_psql(
 	SELECT qleaf.create_stream('short', server => 'ms', collection => 'short',
 	                           retention => '1 second');
 });
-ok(wait_state('proj', 'running') && wait_state('short', 'running'),
+ok(wait_stream_state($node, 'proj', 'running') && wait_stream_state($node, 'short', 'running'),
 	'the projection streams run');
 mongo("d.stock.insert_many([{'_id': 'a', 'level': 5}, {'_id': 'b', 'level': 7}])\n"
 	  . "d.stock.update_one({'_id': 'a'}, {'\$set': {'level': 4}})\n"
 	  . "d.stock.delete_one({'_id': 'b'})\n"
 	  . "d.short.insert_one({'_id': 1})");
-ok( wait_count("SELECT count(*) FROM proj_events WHERE operation_type = 'delete'", 1),
+ok( wait_count($node, "SELECT count(*) FROM proj_events WHERE operation_type = 'delete'", 1),
 	'the projection stream stores its events');
 is($node->safe_psql('postgres', 'SELECT string_agg(sku || level, \',\' ORDER BY sku) FROM stock'),
 	'a4', 'the trigger keeps the read model');
@@ -445,7 +420,7 @@ ok( $node->poll_query_until(
 		'postgres',
 		"SELECT count(*) = 0 FROM qleaf.event_store WHERE stream = 'short'"),
 	'retention deletes old events');
-is(status('short', 'events_total'), '1', 'the deleted event was stored first');
+is(stream_status($node, 'short', 'events_total'), '1', 'the deleted event was stored first');
 
 # ---------------------------------------------------------------------
 # Privileges
@@ -466,8 +441,8 @@ $node->safe_psql(
 	SET ROLE alice;
 	SELECT qleaf.create_stream('alice', server => 'ms', collection => 'items', event_table => 'alice_events');
 });
-ok(wait_state('alice', 'running'), "alice's stream runs");
-is(status('alice', "(SELECT rolname FROM pg_roles r, qleaf.streams s WHERE s.name = 'alice' AND r.oid = s.owner::oid)"),
+ok(wait_stream_state($node, 'alice', 'running'), "alice's stream runs");
+is(stream_status($node, 'alice', "(SELECT rolname FROM pg_roles r, qleaf.streams s WHERE s.name = 'alice' AND r.oid = s.owner::oid)"),
 	'alice', 'the stream is owned by its creator');
 
 ($ret, $out, $err) = $node->psql('postgres',
@@ -499,8 +474,8 @@ $node->safe_psql('postgres',
 	"ALTER TABLE alice_events OWNER TO postgres; GRANT SELECT ON alice_events TO alice");
 my $t_alice = $node->safe_psql('postgres', 'SELECT now()');
 mongo("d.items.insert_one({'_id': 1})");
-ok(wait_state('alice', 'failed'), 'the worker cannot write where its owner cannot');
-like(status('alice', 'last_error'), qr/permission denied for table alice_events/,
+ok(wait_stream_state($node, 'alice', 'failed'), 'the worker cannot write where its owner cannot');
+like(stream_status($node, 'alice', 'last_error'), qr/permission denied for table alice_events/,
 	'the failed state says why');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM alice_events'),
 	'0', 'nothing written');
@@ -510,14 +485,14 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM alice_events'),
 $node->safe_psql('postgres', 'GRANT INSERT ON alice_events TO alice');
 $node->safe_psql('postgres',
 	"SELECT qleaf.reset_stream('alice', start_at => '$t_alice')");
-ok(wait_count('SELECT count(*) FROM alice_events', 1),
+ok(wait_count($node, 'SELECT count(*) FROM alice_events', 1),
 	'reset_stream with start_at stores the event that had failed');
-is(status('alice', 'state'), 'running', 'the reset stream runs');
+is(stream_status($node, 'alice', 'state'), 'running', 'the reset stream runs');
 is( $node->safe_psql('postgres',
 		"SELECT last_error IS NULL FROM qleaf.stream_state WHERE stream = 'alice'"),
 	't',
 	'reset_stream clears the stored error');
-like(status('alice', 'last_error'), qr/permission denied/,
+like(stream_status($node, 'alice', 'last_error'), qr/permission denied/,
 	'stream_status still shows the last error since the server started');
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('alice')");
 
@@ -529,14 +504,14 @@ mongo("d.past.insert_many([{'_id': 1}, {'_id': 2}, {'_id': 3}])");
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('past', server => 'ms', collection => 'past', start_at => '$t_past')"
 );
-ok( wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'past'", 3),
+ok( wait_count($node, "SELECT count(*) FROM qleaf.event_store WHERE stream = 'past'", 3),
 	'a stream with start_at stores the events written since');
 my $first_token = $node->safe_psql('postgres',
 	"SELECT resume_token FROM qleaf.event_store WHERE stream = 'past' ORDER BY id LIMIT 1");
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('after', server => 'ms', collection => 'past', start_after => '$first_token')"
 );
-ok( wait_count("SELECT count(*) FROM qleaf.event_store WHERE stream = 'after'", 2),
+ok( wait_count($node, "SELECT count(*) FROM qleaf.event_store WHERE stream = 'after'", 2),
 	'a stream with start_after stores the events after that token');
 is( $node->safe_psql(
 		'postgres',
@@ -555,7 +530,7 @@ is( $node->safe_psql(
 # where => '' removes the condition; enabled => false makes a paused stream;
 # database => watches another database than the server's (each stream is
 # dropped once checked: max_worker_processes leaves room for few)
-my $paid_pid = status('paid', 'pid');
+my $paid_pid = stream_status($node, 'paid', 'pid');
 $node->safe_psql('postgres', q{SELECT qleaf.alter_stream('paid', "where" => '')});
 is( $node->safe_psql('postgres',
 		"SELECT \"where\" IS NULL AND where_stages IS NULL FROM qleaf.streams WHERE name = 'paid'"),
@@ -567,19 +542,19 @@ ok( $node->poll_query_until(
 	),
 	'and restarts the worker');
 mongo("d.payments.insert_one({'_id': 4, 'status': 'open'})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'paid' AND document_key->>'_id' = '4'",
 		1),
 	'without its where the stream stores every event');
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('idle', server => 'ms', collection => 'past', enabled => false)");
-is(status('idle', 'state'), 'paused', 'enabled => false creates a paused stream');
+is(stream_status($node, 'idle', 'state'), 'paused', 'enabled => false creates a paused stream');
 mongo("c.drop_database('${db}_other')");
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('other', server => 'ms', database => '${db}_other', collection => 'things')");
-ok(wait_state('other', 'running'), 'a stream of another database runs');
+ok(wait_stream_state($node, 'other', 'running'), 'a stream of another database runs');
 mongo("c['${db}_other'].things.insert_one({'_id': 1})");
-ok( wait_count(
+ok( wait_count($node,
 		"SELECT count(*) FROM qleaf.event_store WHERE stream = 'other' AND database = '${db}_other'",
 		1),
 	'database => watches that database');
@@ -605,7 +580,7 @@ $node->safe_psql('postgres', "SELECT qleaf.drop_stream('unreachable')");
 # ---------------------------------------------------------------------
 # Drop
 # ---------------------------------------------------------------------
-my $lenient_pid = status('lenient', 'pid');
+my $lenient_pid = stream_status($node, 'lenient', 'pid');
 $node->safe_psql('postgres', "SELECT qleaf.drop_stream('lenient')");
 ok( $node->poll_query_until(
 		'postgres',

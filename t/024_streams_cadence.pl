@@ -45,6 +45,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use QleafStandin;
+use QleafStreams;
 use Test::More;
 use Time::HiRes qw(usleep);
 use Time::Local qw(timegm);
@@ -106,21 +107,6 @@ $node->safe_psql(
 	CREATE USER MAPPING FOR CURRENT_USER SERVER ms_bo;
 	CREATE USER MAPPING FOR CURRENT_USER SERVER dead;
 });
-
-sub status
-{
-	my ($stream, $col) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT $col FROM qleaf.stream_status WHERE stream = '$stream'");
-}
-
-sub wait_state
-{
-	my ($stream, $state) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT state FROM qleaf.stream_status WHERE stream = '$stream'",
-		$state);
-}
 
 sub stored
 {
@@ -220,8 +206,8 @@ $node->safe_psql(
 # error from now on.
 $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('bo', server => 'ms_bo', collection => 'bo')");
-ok(wait_state('bo', 'running'), 'stream bo runs');
-my $bo_errors_before = status('bo', 'errors_total');
+ok(wait_stream_state($node, 'bo', 'running'), 'stream bo runs');
+my $bo_errors_before = stream_status($node, 'bo', 'errors_total');
 my $bo_offset = -s $node->logfile;
 mongo(  "c.admin.command({'configureFailPoint': 'failCommand', 'mode': 'alwaysOn', "
 	  . "'data': {'failCommands': ['getMore', 'aggregate'], 'errorCode': 262, "
@@ -244,7 +230,7 @@ $node->safe_psql(
 	SELECT qleaf.create_stream('loud', server => 'ms', collection => 'loud',
 	                           channel => 'loud_events');
 });
-ok(wait_state('silent', 'running') && wait_state('loud', 'running'),
+ok(wait_stream_state($node, 'silent', 'running') && wait_stream_state($node, 'loud', 'running'),
 	'streams silent and loud run');
 is( $node->safe_psql(
 		'postgres', "SELECT channel IS NULL FROM qleaf.streams WHERE name = 'silent'"),
@@ -334,7 +320,7 @@ $node->safe_psql(
 	                           refresh_views => ARRAY['refreshed_count'::regclass]);
 	SELECT qleaf.create_stream('quiet', server => 'ms', collection => 'quiet');
 });
-ok(wait_state('refreshed', 'running') && wait_state('quiet', 'running'),
+ok(wait_stream_state($node, 'refreshed', 'running') && wait_stream_state($node, 'quiet', 'running'),
 	'streams refreshed and quiet run');
 is( $node->safe_psql(
 		'postgres', "SELECT refresh_interval FROM qleaf.streams WHERE name = 'refreshed'"),
@@ -425,7 +411,7 @@ my @errors = log_lines($bo_error_re, $bo_offset);
 my @tries = log_lines(qr/stream "bo" tries again in (\d+) ms \(attempt (\d+)\)/, $bo_offset);
 like($errors[0][2], qr/MongoDB error 262/, 'the errors are the fail point\'s');
 is(scalar(@tries), scalar(@errors), 'one back-off per error (' . scalar(@errors) . ')');
-is( status('bo', 'errors_total') - $bo_errors_before,
+is( stream_status($node, 'bo', 'errors_total') - $bo_errors_before,
 	scalar(@errors), 'errors_total counts each error');
 my @bad;
 for my $i (0 .. $#tries)
@@ -462,17 +448,17 @@ for my $k (0 .. 3)
 			"SELECT pid IS NOT NULL AND pid <> $prev FROM qleaf.stream_status WHERE stream = 'restarts'"
 		),
 		$k == 0 ? 'stream restarts has a worker' : "a worker again after exit $k");
-	is(status('restarts', 'restarts'), $k, "restarts counts $k");
+	is(stream_status($node, 'restarts', 'restarts'), $k, "restarts counts $k");
 	last if $k == 3;
 	# it cannot reach MongoDB: it never runs, and each exit lengthens the delay
-	is(status('restarts', 'state'), 'starting', 'the worker waits for MongoDB');
-	$prev = status('restarts', 'pid');
+	is(stream_status($node, 'restarts', 'state'), 'starting', 'the worker waits for MongoDB');
+	$prev = stream_status($node, 'restarts', 'pid');
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($prev)");
 	push @killed, $prev;
 }
 $node->safe_psql('postgres', "ALTER SERVER dead OPTIONS (SET uri '$uri')");
-ok(wait_state('restarts', 'running'), 'the worker runs once MongoDB can be reached');
-$prev = status('restarts', 'pid');
+ok(wait_stream_state($node, 'restarts', 'running'), 'the worker runs once MongoDB can be reached');
+$prev = stream_status($node, 'restarts', 'pid');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($prev)");
 push @killed, $prev;
 ok( $node->poll_query_until(
@@ -480,7 +466,7 @@ ok( $node->poll_query_until(
 		"SELECT pid IS NOT NULL AND pid <> $prev AND state = 'running' "
 		  . "FROM qleaf.stream_status WHERE stream = 'restarts'"),
 	'terminated while running, it is restarted');
-is(status('restarts', 'restarts'), 4, 'restarts counts 4');
+is(stream_status($node, 'restarts', 'restarts'), 4, 'restarts counts 4');
 
 my @restarted = log_lines(
 	qr/restarting the worker of stream "restarts", which exited unexpectedly: restart (\d+), delayed (\d+) ms/,

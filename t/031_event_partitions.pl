@@ -34,6 +34,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use QleafStandin;
+use QleafStreams;
 use Test::More;
 use Time::HiRes qw(usleep);
 
@@ -101,13 +102,6 @@ sub poll_sql
 	return 0;
 }
 
-sub state_of
-{
-	my ($stream) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT state FROM qleaf.stream_status WHERE stream = '$stream'");
-}
-
 # ---------------------------------------------------------------------
 # 1. The documented partitioned event table (docs/streams.md)
 # ---------------------------------------------------------------------
@@ -166,12 +160,7 @@ is( $node->safe_psql(
 		"SELECT full_document->>'v' FROM shop_events WHERE operation_type = 'update'"),
 	'100',
 	'the update event has its looked-up document');
-my $notes = '';
-for (my $i = 0; $i < 100 && ($notes =~ tr/\n//) < 21; $i++)
-{
-	my $o = $listener->query_safe('SELECT 1');
-	$notes .= join('', map { "$_\n" } grep { /Asynchronous notification/ } split /\n/, $o);
-}
+my $notes = notifications($listener, 21, 100);
 my @ids = $notes =~ /"id": (\d+)/g;
 is( join(',', @ids),
 	$node->safe_psql(
@@ -339,7 +328,7 @@ ok(poll_sql("SELECT count(*) = 4 FROM qleaf.stream_status WHERE stream LIKE 'm_'
 my $waiting = $node->safe_psql('postgres',
 	"SELECT stream FROM qleaf.stream_status WHERE stream LIKE 'm_' AND state <> 'running'");
 like($waiting, qr/^m[1-5]$/, 'one stream waits');
-is(state_of($waiting), 'waiting_for_slot', 'its state is waiting_for_slot');
+is(stream_status($node, $waiting, 'state'), 'waiting_for_slot', 'its state is waiting_for_slot');
 ok( $node->wait_for_log(
 		qr/stream "$waiting" cannot start: all 4 stream slots are taken/,
 		$log_offset),
@@ -355,7 +344,7 @@ ok( poll_sql(
 $node->safe_psql('postgres', "SELECT qleaf.pause_stream('$running[0]')");
 ok(poll_sql("SELECT state = 'running' FROM qleaf.stream_status WHERE stream = '$waiting'"),
 	'the waiting stream starts once a stream is paused');
-is(state_of($running[0]), 'paused', 'the paused stream shows paused');
+is(stream_status($node, $running[0], 'state'), 'paused', 'the paused stream shows paused');
 $node->safe_psql('postgres', "SELECT qleaf.resume_stream('$running[0]')");
 ok( poll_sql(
 		"SELECT state = 'waiting_for_slot' FROM qleaf.stream_status WHERE stream = '$running[0]'"),

@@ -23,6 +23,7 @@ use lib dirname(__FILE__);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use QleafStandin;
+use QleafStreams;
 use Test::More;
 
 my $srcdir = $ENV{QLEAF_SOURCE_DIR} // dirname(dirname(__FILE__));
@@ -338,12 +339,7 @@ is( $node->safe_psql(
 	),
 	't',
 	'the events are stored in MongoDB order');
-my $notes = '';
-for (my $i = 0; $i < 200 && ($notes =~ tr/\n//) < $total; $i++)
-{
-	my $o = $listener->query_safe('SELECT 1');
-	$notes .= join('', map { "$_\n" } grep { /Asynchronous notification/ } split /\n/, $o);
-}
+my $notes = notifications($listener, $total, 200);
 my @ids = $notes =~ /"id": (\d+)/g;
 is( join(',', @ids),
 	$node->safe_psql(
