@@ -948,7 +948,7 @@ def _modify(ctx, c, pair, new_doc, pre_flag):
     return True
 
 
-def _update_one_doc(ctx, c, pair, q, u, array_filters):
+def _update_one_doc(ctx, c, pair, q, u, array_filters, multi=False):
     old = pair[0]
     if isinstance(u, list):
         new = storage.apply_pipeline_update(old, u)
@@ -960,6 +960,8 @@ def _update_one_doc(ctx, c, pair, q, u, array_filters):
         _check_replacement(u)
         new = dict(u)
         op = "replace"
+    if getattr(c, "shard_key", None) is not None:
+        mongos.check_shard_key_change(ctx, c, q, old, new, multi)
     changed = _modify(ctx, c, pair, new, None)
     if changed:
         stored = c.docs[id_key(old["_id"])][0]
@@ -1045,7 +1047,7 @@ def cmd_update(ctx):
             if matches:
                 for pair in matches:
                     n += 1
-                    if _update_one_doc(ctx, c, pair, q, u, af):
+                    if _update_one_doc(ctx, c, pair, q, u, af, multi):
                         modified += 1
             elif spec.get("upsert"):
                 c = ctx.view.ensure(ctx.db, name)

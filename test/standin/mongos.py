@@ -270,7 +270,8 @@ def open_transactions(ep, sessions):
 # pattern's order, then _id unless the pattern has it (the manual's
 # "Change Events"); collStats says "sharded": true; findAndModify needs
 # equality on the whole shard key (ShardKeyNotFound, 61, as mongos 6.0's
-# cluster_find_and_modify_cmd).  updateOne / deleteOne with any filter
+# cluster_find_and_modify_cmd); an update that changes a document's shard
+# key value follows the shard's rules (check_shard_key_change).  updateOne / deleteOne with any filter
 # work: mongos 6.0 refuses a single-document write only when it would
 # target several shards, and one shard is always one target.
 # listCollections does not change (mongos forwards it to the shard).
@@ -419,3 +420,27 @@ def check_find_and_modify(coll, query):
     if not all(f in fields for f in coll.shard_key):
         raise CommandError(61, "ShardKeyNotFound",
                            "Query for sharded findAndModify must contain the shard key")
+
+
+def check_shard_key_change(ctx, coll, query, old, new, multi):
+    """An update that changes the shard key's value, checked as the shard's
+    update stage does (MongoDB 6.0): the query must hold equality on the
+    whole shard key (31025), the update must not be multi (InvalidOptions),
+    and it must run in a transaction or as a retryable write
+    (IllegalOperation).  On one shard the document never changes owner."""
+    if all(_path_value(old, f) == _path_value(new, f) for f in coll.shard_key):
+        return
+    fields = set()
+    _equality_fields(query, fields)
+    if not all(f in fields for f in coll.shard_key):
+        raise CommandError(31025, "Location31025",
+                           "Shard key update is not allowed without specifying the full "
+                           "shard key in the query")
+    if multi:
+        raise CommandError(72, "InvalidOptions",
+                           "Multi-update operations are not allowed when updating the "
+                           "shard key field.")
+    if ctx.body.get("txnNumber") is None:
+        raise CommandError(20, "IllegalOperation",
+                           "Must run update to shard key field in a multi-statement "
+                           "transaction or with retryWrites: true.")

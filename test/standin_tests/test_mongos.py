@@ -283,3 +283,30 @@ def test_sharded_on_id_find_and_modify(mclient, mdb):
     cs = mdb.h.watch()
     mdb.h.delete_one({"_id": 1})
     assert list(cs.next()["documentKey"].items()) == [("_id", 1)]
+
+
+def test_shard_key_value_change(router, mclient, mdb):
+    mclient.admin.command("shardCollection", mdb.name + ".k", key={"region": 1})
+    mdb.k.insert_many([{"_id": 1, "region": "eu"}, {"_id": 2, "region": "eu"}])
+    fails = [
+        ({"update": "k", "updates": [{"q": {"_id": 1}, "u": {"$set": {"region": "us"}}}]},
+         31025),
+        ({"update": "k", "updates": [{"q": {"region": "eu"}, "u": {"$set": {"region": "us"}},
+                                      "multi": True}]}, 72),
+        ({"update": "k", "updates": [{"q": {"_id": 1, "region": "eu"},
+                                      "u": {"$set": {"region": "us"}}}]}, 20),
+    ]
+    for cmd, code in fails:
+        # retryWrites=false: no txnNumber
+        c = pymongo.MongoClient(router[0], retryWrites=False, serverSelectionTimeoutMS=10000)
+        try:
+            reply = c[mdb.name].command(SON(list(cmd.items())))
+        finally:
+            c.close()
+        assert reply["writeErrors"][0]["code"] == code, (cmd, reply)
+    assert mdb.k.count_documents({"region": "eu"}) == 2
+    # a retryable write (txnNumber) with the whole shard key: allowed
+    mdb.k.update_one({"_id": 1, "region": "eu"}, {"$set": {"region": "us"}})
+    assert mdb.k.find_one({"_id": 1})["region"] == "us"
+    # the same value again is no change of the shard key
+    mdb.k.update_one({"_id": 2}, {"$set": {"region": "eu", "v": 1}})
