@@ -134,8 +134,10 @@ $node->safe_psql('postgres',
 	"SELECT qleaf.create_stream('orders', server => 'router', collection => 'orders', "
 	  . "batch_size => 1, snapshot => true)");
 # once the snapshot's time is taken, writes while (or soon after) the
-# snapshot reads, one document per transaction: updates, a replacement,
-# deletes and inserts, some of documents the snapshot has already stored
+# snapshot reads, one document per transaction: updates, a replacement that
+# moves a document to another shard key value (a retryable write with the
+# whole shard key in its filter, as MongoDB requires), deletes and inserts,
+# some of documents the snapshot has already stored
 ok( $node->poll_query_until(
 		'postgres',
 		"SELECT snapshot <> 'pending' FROM qleaf.stream_state WHERE stream = 'orders'"),
@@ -145,7 +147,7 @@ mongo("import time\n"
 	  . "    d.orders.update_one({'_id': i}, {'\$inc': {'amount': 1000}})\n"
 	  . "for i in range(2, 301, 11):\n"
 	  . "    d.orders.delete_one({'_id': i})\n"
-	  . "d.orders.replace_one({'_id': 3}, {'region': 'apac', 'customer': 2, 'amount': 33})\n"
+	  . "d.orders.replace_one({'_id': 3, 'region': 'eu'}, {'region': 'apac', 'customer': 2, 'amount': 33})\n"
 	  . "d.orders.insert_many([{'_id': 2000 + i, 'region': 'us', 'customer': 1, 'amount': i} for i in range(20)])\n"
 	  . "d.orders.insert_one({'_id': 'end', 'region': 'eu'})");
 ok( $node->poll_query_until(
