@@ -362,9 +362,14 @@ reconcile(void)
 				slot->pid = 0;
 				if (!slot->stop_requested)
 				{
+					long		delay;
+
 					slot->failures++;
-					slot->next_start =
-						TimestampTzPlusMilliseconds(now, restart_delay(slot->failures));
+					delay = restart_delay(slot->failures);
+					slot->next_start = TimestampTzPlusMilliseconds(now, delay);
+					ereport(DEBUG1,
+							(errmsg("the worker of stream \"%s\" exited unexpectedly: exit %d in a row, restarted in %ld ms",
+									slot->name, slot->failures, delay)));
 				}
 				slot->stop_requested = false;
 			}

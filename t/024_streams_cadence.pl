@@ -23,7 +23,8 @@
 # - a worker that exits unasked (terminated) is restarted after 1 s, 2 s,
 #   4 s (the launcher's log line, against the dying worker's own last
 #   line), restarts counts them, and the delay starts again at 1 s once a
-#   worker has run;
+#   worker has run; exits in a row double the delay up to 60 s (a DEBUG1
+#   line at each exit);
 # - resumable errors (the failCommand fail point, for this stream's
 #   appname only): the worker tries again after 0.5 s doubling up to 30 s, with
 #   jitter (DEBUG1 line with the delay chosen), and errors_total counts
@@ -33,8 +34,7 @@
 #
 # The stand-in (QLEAF_STANDIN, else test/mongo-standin) plays a one-member
 # replica set; with QLEAF_MONGODB_URI set, that server is used instead (its
-# fail points need enableTestCommands, as the stand-in's do).  The restart
-# delays' 60 s cap is not waited for.
+# fail points need enableTestCommands, as the stand-in's do).
 
 use strict;
 use warnings;
@@ -200,6 +200,38 @@ $node->safe_psql(
 	                           event_table => 'snap_events', batch_size => 10,
 	                           snapshot => true);
 });
+
+# The restart delay's cap: stream cap cannot reach MongoDB, so its workers
+# never run, and a shell loop terminates each one as soon as it has a pid;
+# the delays double from 1 s, and the seventh exit in a row (about 63 s
+# later, while the other sections run) gets the 60 s cap.  The loop ends
+# when it is killed or the cluster is gone.
+$node->safe_psql(
+	'postgres', qq{
+	CREATE SERVER dead_cap FOREIGN DATA WRAPPER qleaf_fdw
+	  OPTIONS (uri '$dead_uri', database '$db');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER dead_cap;
+});
+my $cap_offset = -s $node->logfile;
+$node->safe_psql('postgres',
+	"SELECT qleaf.create_stream('cap', server => 'dead_cap', collection => 'cap')");
+my ($killer_out, $killer_err) = ('', '');
+my $cap_killer = IPC::Run::start(
+	[
+		'bash', '-c', q{
+last=0
+while true; do
+  pid=$("$0" -XAtq -d "$1" -c "SELECT pid FROM qleaf.stream_status WHERE stream = 'cap' AND pid IS NOT NULL") || exit 0
+  if [ -n "$pid" ] && [ "$pid" != "$last" ]; then
+    "$0" -XAtq -d "$1" -c "SELECT pg_terminate_backend($pid)" >/dev/null || exit 0
+    last=$pid
+  fi
+  sleep 0.2
+done},
+		$node->installed_command('psql'),
+		$node->connstr('postgres')
+	],
+	'<', \undef, '>', \$killer_out, '2>', \$killer_err);
 
 # Back-off: stream bo reads through server ms_bo, whose appname the fail
 # point names; every getMore and aggregate of it fails with a resumable
@@ -429,6 +461,19 @@ for my $i (0 .. $#tries)
 is(join("\n", @bad), '',
 	'each retry waits 0.5 s, 1 s, 2 s, 4 s ... times a jitter in [0.5, 1) before it tries: '
 	  . join(', ', map { $_->[2] } @tries) . ' ms');
+
+# ---------------------------------------------------------------------
+# The restart delay doubles up to its 60 s cap (stream cap, above)
+# ---------------------------------------------------------------------
+my $cap_re =
+  qr/the worker of stream "cap" exited unexpectedly: exit (\d+) in a row, restarted in (\d+) ms/;
+ok(wait_log_lines($cap_re, 7, $cap_offset), 'stream cap exits seven times in a row');
+$cap_killer->kill_kill;
+my @cap = log_lines($cap_re, $cap_offset);
+is( join(',', map { "$_->[2]:$_->[3]" } @cap[ 0 .. 6 ]),
+	'1:1000,2:2000,3:4000,4:8000,5:16000,6:32000,7:60000',
+	'the restart delay doubles from 1 s up to its 60 s cap');
+$node->safe_psql('postgres', "SELECT qleaf.drop_stream('cap')");
 
 # ---------------------------------------------------------------------
 # A worker that exits unasked restarts after 1 s, 2 s, 4 s; then 1 s
