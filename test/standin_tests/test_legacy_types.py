@@ -6,46 +6,20 @@ its queries see undefined as null (before 8.0; the stand-in answers as
 neither encode these types nor decode them as themselves, so documents
 are written here as raw BSON and read back as RawBSONDocument.
 """
+import os
 import struct
+import sys
 
 import pytest
 import pymongo
-from bson import SON, encode
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "fixtures"))
+from bsontypes_legacy import Sym, UNDEF, raw_bson  # noqa: E402
+
 RAW = CodecOptions(document_class=RawBSONDocument)
-
-
-class Sym(str):
-    """A value to write as a BSON symbol."""
-
-
-UNDEF = object()        # a value to write as BSON undefined
-
-
-def _cstring(s):
-    return s.encode("utf-8") + b"\x00"
-
-
-def _element(name, v):
-    if v is UNDEF:
-        return b"\x06" + _cstring(name)
-    if isinstance(v, Sym):
-        data = v.encode("utf-8") + b"\x00"
-        return b"\x0e" + _cstring(name) + struct.pack("<i", len(data)) + data
-    if isinstance(v, dict):
-        return b"\x03" + _cstring(name) + raw_bson(v)
-    if isinstance(v, list):
-        return b"\x04" + _cstring(name) + raw_bson(
-            SON((str(i), x) for i, x in enumerate(v)))
-    return encode({name: v})[4:-1]
-
-
-def raw_bson(doc):
-    """doc as BSON, Sym values as symbols, UNDEF as undefined."""
-    body = b"".join(_element(k, v) for k, v in doc.items())
-    return struct.pack("<i", len(body) + 5) + body + b"\x00"
 
 
 def insert_raw(coll, *docs):
