@@ -1176,7 +1176,7 @@ qleaf_report_error(int elevel, QleafConn *conn, const bson_error_t *error,
  * to a failed write, a change stream's error): only the codes a user must
  * recognize to act on them.
  */
-const char *
+static const char *
 qleaf_mongo_code_name(uint32 code)
 {
 	switch (code)
@@ -1186,6 +1186,16 @@ qleaf_mongo_code_name(uint32 code)
 		default:
 			return NULL;
 	}
+}
+
+char *
+qleaf_mongo_error_text(uint32 code, const char *codename, const char *message)
+{
+	if (codename == NULL || codename[0] == '\0')
+		codename = qleaf_mongo_code_name(code);
+	if (codename != NULL)
+		return psprintf("MongoDB error %u (%s): %s", code, codename, message);
+	return psprintf("MongoDB error %u: %s", code, message);
 }
 
 /* SQLSTATE and primary message for an error MongoDB returned. */
@@ -1273,17 +1283,12 @@ qleaf_report_internal(int elevel, QleafConn *conn, const bson_error_t *error,
 		const char *msg;
 		int			sqlstate = qleaf_server_errcode(code, &msg);
 
-		if (codename[0] == '\0' && qleaf_mongo_code_name(code) != NULL)
-			codename = qleaf_mongo_code_name(code);
-
 		if (code == 18 && conn)
 			conn->broken = true;
 		ereport(elevel,
 				(errcode(sqlstate),
 				 errmsg_internal(msg, server),
-				 codename[0] ?
-				 errdetail("MongoDB error %u (%s): %s", code, codename, message) :
-				 errdetail("MongoDB error %u: %s", code, message),
+				 errdetail("%s", qleaf_mongo_error_text(code, codename, message)),
 				 what ? errcontext("%s", what) : 0));
 		return;
 	}

@@ -62,10 +62,17 @@ extern const char *qleaf_conn_server_name(QleafConn *conn);
  * authentication failures mark the connection broken: it is replaced
  * once released.
  */
-extern const char *qleaf_mongo_code_name(uint32 code);
 extern void qleaf_report_error(int elevel, QleafConn *conn,
 							   const bson_error_t *error,
 							   const bson_t *reply, const char *what);
+
+/*
+ * "MongoDB error CODE (CodeName): message", palloc'd, as error details show
+ * a MongoDB error; codename may be NULL or empty (the name is then known
+ * only for the codes a user must recognize, e.g. 13 Unauthorized).
+ */
+extern char *qleaf_mongo_error_text(uint32 code, const char *codename,
+									const char *message);
 
 /*
  * Round trips and reply bytes seen on this connection since it was

@@ -1739,12 +1739,8 @@ qleaf_stream_worker_main(Datum arg)
 		{
 			QleafStreamErrorKind kind =
 				qleaf_change_stream_error_kind(&batch.error, batch.error_reply);
-			const char *name = qleaf_mongo_code_name(batch.error.code);
-			char	   *msg = name ?
-				psprintf("MongoDB error %u (%s): %s", batch.error.code, name,
-						 batch.error.message) :
-				psprintf("MongoDB error %u: %s", batch.error.code,
-						 batch.error.message);
+			char	   *msg = qleaf_mongo_error_text(batch.error.code, NULL,
+													 batch.error.message);
 
 			if (kind == QLEAF_STREAM_ERROR_HISTORY_LOST)
 				stop_in_state("history_lost",
