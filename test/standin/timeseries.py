@@ -31,6 +31,7 @@ only listed.  What a client sees:
 
 from . import errors as E
 from .errors import CommandError
+from .storage import bson_type_name
 
 BUCKETS_PREFIX = "system.buckets."
 GRANULARITIES = {"seconds": (3600, 60), "minutes": (86400, 3600),
@@ -62,27 +63,9 @@ def bucket_of(name):
     return None
 
 
-def _type_name(v):
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int" if -2 ** 31 <= v < 2 ** 31 else "long"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    if v is None:
-        return "null"
-    return type(v).__name__
-
-
 def _wrong_type(path, v, expected):
     return CommandError(*E.TYPE_MISMATCH, "BSON field '%s' is the wrong type '%s', "
-                        "expected type%s %s" % (path, _type_name(v),
+                        "expected type%s %s" % (path, bson_type_name(v),
                                                 "s" if expected.startswith("[") else "",
                                                 expected if expected.startswith("[")
                                                 else "'%s'" % expected))
